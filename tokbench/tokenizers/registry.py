@@ -1,0 +1,121 @@
+"""Tokenizer registry in the timm style: ``register_tokenizer`` / ``create_tokenizer`` / ``list_tokenizers``.
+
+A registered entry is a static spec plus a factory ``factory(spec, *, checkpoint=None, **options)``.
+Families with heavy dependencies import them inside the factory, so listing never needs them.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+
+from tokbench.errors import BadInputError
+from tokbench.registry import Registry
+from tokbench.tokenizers.base import Tokenizer, TokenizerSpec
+
+
+@dataclass(frozen=True)
+class TokenizerEntry:
+    spec: TokenizerSpec
+    factory: Callable[..., Tokenizer]
+
+    def option_names(self) -> list[str]:
+        params = inspect.signature(self.factory).parameters
+        return [n for n, p in params.items() if n not in ("spec", "checkpoint", "allow_unsafe")
+                and p.kind == p.KEYWORD_ONLY]
+
+
+TOKENIZERS: Registry[TokenizerEntry] = Registry("tokenizer")
+
+
+def register_tokenizer(spec: TokenizerSpec):
+    """Decorator: ``@register_tokenizer(TokenizerSpec(name="jpeg", ...))`` on the factory."""
+
+    def decorator(factory):
+        TOKENIZERS.add(spec.name, TokenizerEntry(spec, factory), spec.aliases)
+        return factory
+
+    return decorator
+
+
+def parse_value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_tokenizer_arg(arg: str) -> tuple[str, dict]:
+    """``"jpeg:quality=90,subsampling=420"`` -> ``("jpeg", {"quality": 90, "subsampling": 420})``."""
+    name, _, rest = arg.partition(":")
+    options = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise BadInputError(f"tokenizer option {part!r} in {arg!r} is not key=value")
+        options[key.strip()] = parse_value(value.strip())
+    return name.strip(), options
+
+
+def get_entry(name: str) -> TokenizerEntry:
+    _ensure_builtins()
+    return TOKENIZERS.get(name)
+
+
+def create_tokenizer(arg: str, checkpoint: Optional[str] = None, device: str = "cpu",
+                     dtype: torch.dtype = torch.float32, allow_unsafe: bool = False, **options) -> Tokenizer:
+    """Build a tokenizer from ``name[:key=value,...]`` plus keyword options."""
+    name, parsed = parse_tokenizer_arg(arg)
+    parsed.update(options)
+    entry = get_entry(name)
+    valid = entry.option_names()
+    unknown = sorted(set(parsed) - set(valid))
+    if unknown:
+        raise BadInputError(f"tokenizer {entry.spec.name}: unknown option(s) {', '.join(unknown)}; "
+                            f"valid options: {', '.join(valid) or 'none'}")
+    kwargs = dict(parsed)
+    params = inspect.signature(entry.factory).parameters
+    if "checkpoint" in params:
+        kwargs["checkpoint"] = checkpoint
+    elif checkpoint is not None:
+        raise BadInputError(f"tokenizer {entry.spec.name} takes no checkpoint")
+    if "allow_unsafe" in params:
+        kwargs["allow_unsafe"] = allow_unsafe
+    tok = entry.factory(entry.spec, **kwargs)
+    tok.options = parsed
+    return tok.to(device, dtype)
+
+
+def list_tokenizers() -> list[str]:
+    _ensure_builtins()
+    return TOKENIZERS.names()
+
+
+def weights_status(entry: TokenizerEntry) -> dict:
+    """Whether the tokenizer's weights are on this machine, and where they would be loaded from."""
+    wf = entry.spec.checkpoint
+    if wf is None:
+        return {"weights": "none needed", "path": ""}
+    local = wf.find_local()
+    return {"weights": "present" if local else "missing", "path": str(local or wf.where_to_put())}
+
+
+_loaded = False
+
+
+def _ensure_builtins():
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import tokbench.tokenizers  # noqa: F401  (registers the built-in families)

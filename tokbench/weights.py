@@ -1,0 +1,152 @@
+"""Where weight files and checkpoints come from: an explicit path, the tokbench weights folder, the
+Hugging Face / torch hub caches, or a download when the network allows it.
+
+Every miss becomes one line naming the file and where to put it; nothing here guesses a substitute.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from tokbench.errors import MissingWeightsError
+from tokbench.registry import Registry
+
+
+def cache_root() -> Path:
+    """tokbench's cache folder: $TOKBENCH_CACHE, else $XDG_CACHE_HOME/tokbench, else ~/.cache/tokbench."""
+    if os.environ.get("TOKBENCH_CACHE"):
+        return Path(os.environ["TOKBENCH_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "tokbench"
+
+
+def weights_dir() -> Path:
+    """Folder searched for weight files by name: $TOKBENCH_WEIGHTS, else <cache>/weights."""
+    if os.environ.get("TOKBENCH_WEIGHTS"):
+        return Path(os.environ["TOKBENCH_WEIGHTS"]).expanduser()
+    return cache_root() / "weights"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A standard weights file: where it lives online and the name it is looked for under locally."""
+
+    name: str  # registry key, e.g. "inception-fid"
+    filename: str  # local file name, e.g. "pt_inception-2015-12-05-6726825d.pth"
+    hub_repo: Optional[str] = None  # Hugging Face repo id
+    hub_filename: Optional[str] = None  # path inside the repo (default: filename)
+    url: Optional[str] = None  # plain URL download (torch hub style)
+    sha256: Optional[str] = None  # pinned checksum; a mismatch is refused
+    torch_hub_name: Optional[str] = None  # file name inside $TORCH_HOME/hub/checkpoints
+    description: str = ""
+    license: str = ""
+
+    def candidates(self) -> list[Path]:
+        """Local places searched, in order."""
+        paths = [weights_dir() / self.filename]
+        if self.torch_hub_name or self.url:
+            paths.append(torch_hub_dir() / (self.torch_hub_name or self.filename))
+        return paths
+
+    def find_local(self) -> Optional[Path]:
+        for p in self.candidates():
+            if p.is_file():
+                return p
+        if self.hub_repo:
+            try:
+                from huggingface_hub import try_to_load_from_cache
+
+                hit = try_to_load_from_cache(self.hub_repo, self.hub_filename or self.filename)
+                if isinstance(hit, str) and Path(hit).is_file():
+                    return Path(hit)
+            except ImportError:
+                pass
+        return None
+
+    def where_to_put(self) -> str:
+        return str(weights_dir() / self.filename)
+
+
+def torch_hub_dir() -> Path:
+    torch_home = os.environ.get("TORCH_HOME")
+    base = Path(torch_home) if torch_home else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch"
+    return base / "hub" / "checkpoints"
+
+
+WEIGHTS: Registry[WeightFile] = Registry("weights file")
+
+
+def register_weights(wf: WeightFile) -> WeightFile:
+    return WEIGHTS.add(wf.name, wf)
+
+
+def resolve(wf: WeightFile, explicit: Optional[str | Path] = None, download: Optional[bool] = None,
+            what: str = "") -> Path:
+    """Return a local path to ``wf`` or raise MissingWeightsError with one line saying where to put it.
+
+    ``download`` None means: try only when TOKBENCH_OFFLINE / HF_HUB_OFFLINE are unset.
+    """
+    label = what or wf.name
+    if explicit is not None:
+        p = Path(explicit).expanduser()
+        if not p.is_file():
+            raise MissingWeightsError(f"{label}: checkpoint file {p} does not exist")
+        return verify_checksum(wf, p, label)
+    local = wf.find_local()
+    if local is not None:
+        return verify_checksum(wf, local, label)
+    if download is None:
+        download = not (os.environ.get("TOKBENCH_OFFLINE") or os.environ.get("HF_HUB_OFFLINE"))
+    errors = []
+    if download:
+        try:
+            return verify_checksum(wf, _download(wf), label)
+        except MissingWeightsError:
+            raise
+        except Exception as e:  # network errors of every kind end in the same one-line message
+            errors.append(f"download failed: {type(e).__name__}")
+    source = f" (from hf://{wf.hub_repo}/{wf.hub_filename or wf.filename})" if wf.hub_repo else (
+        f" (from {wf.url})" if wf.url else "")
+    why = f"; {errors[0]}" if errors else ""
+    raise MissingWeightsError(
+        f"{label}: missing {wf.filename}{source}; put it at {wf.where_to_put()} or pass its path{why}")
+
+
+def _download(wf: WeightFile) -> Path:
+    target = weights_dir() / wf.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if wf.hub_repo:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(wf.hub_repo, wf.hub_filename or wf.filename))
+    if wf.url:
+        import torch.hub
+
+        tmp = target.with_suffix(target.suffix + ".part")
+        torch.hub.download_url_to_file(wf.url, str(tmp), progress=False)
+        os.replace(tmp, target)
+        return target
+    raise MissingWeightsError(f"{wf.name}: no download source known")
+
+
+def verify_checksum(wf: WeightFile, path: Path, label: str) -> Path:
+    if wf.sha256:
+        from tokbench.data.dataset import sha256_file
+
+        got = sha256_file(path)
+        if got != wf.sha256:
+            raise MissingWeightsError(
+                f"{label}: {path} has sha256 {got[:12]}…, expected {wf.sha256[:12]}… (refusing a mismatched file)")
+    return path
+
+
+def status() -> list[dict]:
+    """One row per registered weights file: present or missing, and where."""
+    rows = []
+    for name, wf in WEIGHTS.items():
+        local = wf.find_local()
+        rows.append({"name": name, "file": wf.filename, "present": local is not None,
+                     "path": str(local) if local else wf.where_to_put(), "description": wf.description})
+    return rows
