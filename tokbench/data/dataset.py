@@ -36,11 +36,11 @@ class Dataset(ABC):
         return items
 
     @cached_property
-    def content_hash(self) -> str:
-        """sha256 over every item's file bytes and annotations, in id order."""
-        h = hashlib.sha256()
+    def item_hashes(self) -> dict[str, str]:
+        """Per-item sha256 over the item's file bytes and annotations (cache keys use these)."""
         file_hashes: dict[str, str] = {}
-        for item in sorted(self.items, key=lambda it: it.id):
+        out = {}
+        for item in self.items:
             key = str(item.path)
             if key not in file_hashes:
                 file_hashes[key] = sha256_file(item.path) if item.path.is_file() else "virtual:" + key
@@ -50,7 +50,15 @@ class Dataset(ABC):
                 "words": [dataclasses.astuple(w) for w in item.words],
                 "faces": [dataclasses.astuple(f) for f in item.faces],
             }
-            h.update(json.dumps(record, sort_keys=True, default=str).encode())
+            out[item.id] = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+        return out
+
+    @cached_property
+    def content_hash(self) -> str:
+        """sha256 over every item's hash, in id order: names exactly which data produced a report."""
+        h = hashlib.sha256()
+        for item_id in sorted(self.item_hashes):
+            h.update(f"{item_id}:{self.item_hashes[item_id]}\n".encode())
         return h.hexdigest()
 
     def describe(self) -> dict:

@@ -30,6 +30,7 @@ class TokenizerSpec:
     causal_first_frame: bool = False  # True: clips must have T = 1 + k * temporal_factor frames
     spatial_multiple: int = 1  # H and W must be multiples of this
     square_only: bool = False
+    native_resolution: bool = False  # True: the harness skips the fit-resize (the identity upper bound)
     latent_channels: Optional[int] = None
     codebook_size: Optional[int] = None
     latent_bits: Optional[int] = None  # bits per stored latent element of continuous tokenizers

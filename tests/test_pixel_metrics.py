@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+import torch
+from skimage import data
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from tokbench.data.items import Item
+from tokbench.metrics.base import Sample
+from tokbench.metrics.pixel import PSNR, PSNR_CAP_DB, SSIM
+
+
+def _pair():
+    rng = np.random.default_rng(0)
+    a = data.astronaut()[::2, ::2][None]
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    return a, b
+
+
+def _sample(a, b):
+    return Sample(Item("x", "image", path=None), a, b)  # type: ignore[arg-type]
+
+
+def test_psnr_closed_form_and_torchmetrics():
+    a = np.full((1, 8, 8, 3), 100, np.uint8)
+    b = a + 1
+    assert PSNR().score(_sample(a, b), None)[0]["PSNR"] == pytest.approx(20 * np.log10(255), abs=1e-5)
+    a, b = _pair()
+    ref = PeakSignalNoiseRatio(data_range=255.0)(torch.tensor(b, dtype=torch.float64), torch.tensor(a, dtype=torch.float64))
+    assert PSNR().score(_sample(a, b), None)[0]["PSNR"] == pytest.approx(ref.item(), abs=1e-5)
+    assert PSNR().score(_sample(a, a), None)[0]["PSNR"] == PSNR_CAP_DB
+
+
+def test_ssim_equals_torchmetrics_module():
+    a, b = _pair()
+    m = StructuralSimilarityIndexMeasure(gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=255.0)
+    to = lambda x: torch.tensor(x, dtype=torch.float64).permute(0, 3, 1, 2)  # noqa: E731
+    ref = m(to(b), to(a)).item()
+    ours = SSIM().score(_sample(a, b), None)[0]["SSIM"]
+    assert ours == pytest.approx(ref, abs=1e-5)
+    assert 0.3 < ours < 0.9
+    assert SSIM().score(_sample(a, a), None)[0]["SSIM"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_video_psnr_is_mean_over_frames():
+    a, b = _pair()
+    video_a = np.concatenate([a, a]); video_b = np.concatenate([b, a])
+    expect = (PSNR().score(_sample(a, b), None)[0]["PSNR"] + PSNR_CAP_DB) / 2
+    assert PSNR().score(_sample(video_a, video_b), None)[0]["PSNR"] == pytest.approx(expect)

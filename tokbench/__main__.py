@@ -1,0 +1,5 @@
+import sys
+
+from tokbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""Command line: a thin layer over the Python API (tokbench.run, tokbench.list_tokenizers, ...)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from tokbench.errors import TokbenchError
+from tokbench.registry import UnknownNameError
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) if rows else len(c) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def cmd_list(args) -> int:
+    from tokbench.suites import get_suite, list_suites
+    from tokbench.tokenizers.registry import TOKENIZERS, list_tokenizers, weights_status
+
+    rows = []
+    for name in list_tokenizers():
+        entry = TOKENIZERS.get(name)
+        s = entry.spec
+        frame_rule = (f"1+{s.temporal_factor}k" if s.causal_first_frame else
+                      (f"{s.temporal_factor}k" if s.temporal_factor > 1 else "any"))
+        size = (f"codebook {s.codebook_size}" if s.codebook_size else
+                (f"{s.latent_channels} ch" if s.latent_channels else ""))
+        status = weights_status(entry)
+        rows.append({"name": name, "family": s.family, "kind": s.kind, "modalities": "+".join(sorted(s.modalities)),
+                     "range": f"[{s.input_range[0]:g},{s.input_range[1]:g}]",
+                     "factor": f"{s.temporal_factor}x{s.spatial_factor}x{s.spatial_factor}", "frames": frame_rule,
+                     "latent": size, "weights": status["weights"], "path": status["path"]})
+    print(_table(rows, ["name", "family", "kind", "modalities", "range", "factor", "frames", "latent", "weights",
+                        "path"]))
+    print()
+    srows = []
+    for name in list_suites():
+        su = get_suite(name)
+        srows.append({"suite": name, "modality": su.modality, "datasets": ",".join(su.datasets),
+                      "metrics": ",".join(su.metrics), "resolutions": ",".join(map(str, su.resolutions))})
+    print(_table(srows, ["suite", "modality", "datasets", "metrics", "resolutions"]))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from tokbench.pipeline import RunConfig, run
+
+    cfg = RunConfig(tokenizer=args.tokenizer, suite=args.suite, resolutions=args.resolution, protocol=args.protocol,
+                    device=args.device, dtype=args.dtype, checkpoint=args.checkpoint, out=args.out, limit=args.limit,
+                    batch_size=args.batch_size, clip_frames=args.clip_frames, quiet=args.quiet,
+                    skip_bad=args.skip_bad, allow_unsafe_checkpoint=args.allow_unsafe_checkpoint,
+                    cache_dir=args.cache_dir, datasets=args.data, name=args.name)
+    report = run(cfg)
+    print(report.format())
+    print(f"report written to {report.path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from tokbench.report import load_report
+
+    try:
+        report = load_report(args.run)
+    except FileNotFoundError as e:
+        raise TokbenchError(str(e)) from None
+    print(report.format(args.metric))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tokbench", description="Benchmark how much fine detail visual tokenizers keep.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("list", help="registered tokenizers (with weights status) and suites")
+    sp.set_defaults(func=cmd_list)
+
+    sp = sub.add_parser("run", help="reconstruct a suite through a tokenizer and score it")
+    sp.add_argument("--tokenizer", "-t", required=True, help="NAME[:key=value,...], e.g. jpeg:quality=90")
+    sp.add_argument("--suite", "-s", default="text-face")
+    sp.add_argument("--resolution", "-r", type=int, nargs="+", help="evaluation sizes (default: the suite's)")
+    sp.add_argument("--protocol", default="offline", help="offline (default) or tokbench")
+    sp.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    sp.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    sp.add_argument("--checkpoint", help="local checkpoint file or folder for the tokenizer")
+    sp.add_argument("--out", default="reports", help="folder for reports (default: reports/)")
+    sp.add_argument("--name", help="run folder name (default: derived from the configuration)")
+    sp.add_argument("--limit", type=int, help="first N items of each dataset")
+    sp.add_argument("--batch-size", type=int, default=8)
+    sp.add_argument("--clip-frames", type=int, help="frames per video clip (default: the tokenizer's)")
+    sp.add_argument("--data", action="append", help="replace the suite's data, e.g. tokbench:/data/TokBench")
+    sp.add_argument("--cache-dir", help="cache folder (default: $TOKBENCH_CACHE or ~/.cache/tokbench)")
+    sp.add_argument("--skip-bad", action="store_true", help="skip unreadable items (listed in the report)")
+    sp.add_argument("--allow-unsafe-checkpoint", action="store_true",
+                    help="allow checkpoints that need full pickle loading (can execute code)")
+    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("report", help="print the summary of a run folder")
+    sp.add_argument("run")
+    sp.add_argument("--metric", action="append", help="only these metrics")
+    sp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (TokbenchError, UnknownNameError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished items are cached and a rerun resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

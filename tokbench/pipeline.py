@@ -1,0 +1,337 @@
+"""Run a suite through a tokenizer: items -> harness -> tokenizer -> metrics -> rows -> report.
+
+Every finished item is written to the content-addressed cache before the next one starts, so a killed
+run resumes without recomputing it; original-only metric work is cached across tokenizers.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+import tokbench
+from tokbench import harness
+from tokbench.bins import assign_bin
+from tokbench.cache import Cache, digest
+from tokbench.data.dataset import Dataset, get_dataset
+from tokbench.data.items import Item
+from tokbench.errors import BadInputError, MissingWeightsError
+from tokbench.metrics.base import METRICS, DistributionMetric, InstanceMetric, Sample
+from tokbench.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
+from tokbench.provenance import git_commit, machine, package_versions
+from tokbench.report import META_COLUMNS, Report, summarize
+from tokbench.suites import Suite, get_suite
+from tokbench.timing import StageTimer
+from tokbench.tokenizers.base import Tokenizer
+from tokbench.tokenizers.registry import create_tokenizer
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class RunConfig:
+    tokenizer: str
+    suite: str = "text-face"
+    resolutions: Optional[list[int]] = None  # default: the suite's
+    protocol: str = DEFAULT_PROTOCOL
+    device: str = "cpu"
+    dtype: str = "fp32"
+    checkpoint: Optional[str] = None
+    out: str = "reports"
+    limit: Optional[int] = None  # first N items of each dataset
+    batch_size: int = 8
+    clip_frames: Optional[int] = None  # video clip length; default: the tokenizer's
+    quiet: bool = False
+    skip_bad: bool = False  # skip unreadable items (listed in the report) instead of stopping
+    allow_unsafe_checkpoint: bool = False
+    cache_dir: Optional[str] = None
+    datasets: Optional[list[str]] = None  # replace the suite's datasets
+    name: Optional[str] = None  # run folder name; default derived from the configuration
+
+
+@dataclass
+class ItemResult:
+    rows: list[dict]
+    states: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "-", text).strip("-")
+
+
+def run_name(cfg: RunConfig, tok_label: str, resolutions: Iterable[int]) -> str:
+    parts = [slug(tok_label), cfg.suite, cfg.protocol, "r" + "-".join(str(r) for r in resolutions)]
+    if cfg.limit:
+        parts.append(f"limit{cfg.limit}")
+    if cfg.datasets:
+        parts.append("data-" + digest(cfg.datasets)[:8])
+    return "__".join(parts)
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig, log=None):
+        self.cfg = cfg
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.timer = StageTimer()
+        self.suite: Suite = get_suite(cfg.suite)
+        self.protocol: Protocol = PROTOCOLS.get(cfg.protocol)
+        if cfg.dtype not in DTYPES:
+            raise BadInputError(f"unknown dtype {cfg.dtype!r}; valid: {', '.join(DTYPES)}")
+        self.tokenizer: Tokenizer = create_tokenizer(cfg.tokenizer, checkpoint=cfg.checkpoint, device=cfg.device,
+                                                     dtype=DTYPES[cfg.dtype],
+                                                     allow_unsafe=cfg.allow_unsafe_checkpoint)
+        self.resolutions = list(cfg.resolutions or self.suite.resolutions)
+        self.cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else None)
+        self.datasets: list[Dataset] = [self._open_dataset(n) for n in (cfg.datasets or self.suite.datasets)]
+        self.metrics: dict[str, InstanceMetric | DistributionMetric] = {}
+        self.unavailable: dict[str, str] = {}
+        for name in self.suite.metrics:
+            try:
+                self.metrics[name] = METRICS.get(name)(self.protocol, device=cfg.device)
+            except MissingWeightsError as e:
+                self.unavailable[name] = str(e)
+                self.log(f"warning: metric {name} unavailable: {e}")
+        self.skipped: list[tuple[str, str]] = []
+        self.items_computed = 0
+        self.items_cached = 0
+
+    @staticmethod
+    def _open_dataset(name: str) -> Dataset:
+        if ":" in name:  # external data in a known format, e.g. tokbench:/data/TokBench
+            from tokbench.data.external import open_dataset
+
+            return open_dataset(name)
+        return get_dataset(name)
+
+    # ------------------------------------------------------------ keys
+
+    def _item_key(self, ds: Dataset, item: Item, resolution: int) -> str:
+        tok = self.tokenizer.describe()
+        return digest("item", tokbench.__version__, tok, ds.item_hashes[item.id], resolution,
+                      self.protocol.describe(), sorted((n, m.describe()) for n, m in self.metrics.items()),
+                      self.cfg.clip_frames)
+
+    def _ref_key(self, ds: Dataset, item: Item, metric) -> str:
+        return digest("ref", ds.item_hashes[item.id], metric.describe())
+
+    # ------------------------------------------------------------ work
+
+    def work(self) -> list[tuple[int, Dataset, Item]]:
+        units = []
+        for res in self.resolutions:
+            for ds in self.datasets:
+                items = ds.items[: self.cfg.limit] if self.cfg.limit else ds.items
+                units.extend((res, ds, it) for it in items)
+        return units
+
+    def run_units(self, units: list[tuple[int, Dataset, Item]]) -> dict[tuple, ItemResult]:
+        from tqdm import tqdm
+
+        results: dict[tuple, ItemResult] = {}
+        bar = tqdm(total=len(units), desc=f"{self.tokenizer.label} {self.suite.name}", unit="item",
+                   disable=self.cfg.quiet, file=sys.stderr)
+        i = 0
+        while i < len(units):
+            res, ds, _ = units[i]
+            batch = [units[i]]
+            while (i + len(batch) < len(units) and len(batch) < self.cfg.batch_size
+                   and units[i + len(batch)][0] == res and units[i + len(batch)][1] is ds
+                   and units[i + len(batch)][2].modality == "image" and units[i][2].modality == "image"):
+                batch.append(units[i + len(batch)])
+            i += len(batch)
+            for unit, result in zip(batch, self._run_batch(res, ds, [u[2] for u in batch])):
+                if result is not None:
+                    results[(res, ds.name, unit[2].id)] = result
+            bar.update(len(batch))
+        bar.close()
+        return results
+
+    def _run_batch(self, res: int, ds: Dataset, items: list[Item]) -> list[Optional[ItemResult]]:
+        out: list[Optional[ItemResult]] = [None] * len(items)
+        pending = []
+        for j, item in enumerate(items):
+            key = self._item_key(ds, item, res)
+            with self.timer.stage("cache"):
+                hit = self.cache.get_json("items", key)
+                states = self.cache.get_arrays("items", key) if hit is not None and hit.get("has_states") else {}
+            if hit is not None and states is not None:
+                out[j] = ItemResult(hit["rows"], states or {})
+                self.items_cached += 1
+            else:
+                pending.append((j, item, key))
+        if not pending:
+            return out
+        loaded = []
+        for j, item, key in pending:
+            try:
+                with self.timer.stage("load"):
+                    loaded.append((j, item, key, item.load()))
+            except BadInputError as e:
+                if not self.cfg.skip_bad:
+                    raise
+                self.skipped.append((f"{ds.name}/{item.id}", str(e)))
+                self.log(f"skipped {ds.name}/{item.id}: {e}")
+        images = [x for x in loaded if x[1].modality == "image"]
+        recons = {}
+        if images:
+            rec = harness.reconstruct_images(self.tokenizer, [x[3] for x in images], res,
+                                             [f"{ds.name}/{x[1].id}" for x in images],
+                                             resample=self.protocol.image_resample, timer=self.timer)
+            recons.update({x[0]: r for x, r in zip(images, rec)})
+        for j, item, key, pixels in loaded:
+            if item.modality == "video":
+                recons[j] = harness.reconstruct_video(
+                    self.tokenizer, pixels, res, f"{ds.name}/{item.id}", clip_frames=self.cfg.clip_frames,
+                    pad_multiple=self.protocol.video_pad_multiple, resample=self.protocol.video_resample,
+                    timer=self.timer)
+        for j, item, key, pixels in loaded:
+            r = recons[j]
+            result = self._score(ds, item, Sample(item, pixels, r.pixels), r)
+            with self.timer.stage("cache"):
+                if result.states:
+                    self.cache.put_arrays("items", key, result.states)
+                self.cache.put_json("items", key, {"rows": result.rows, "has_states": bool(result.states)})
+            self.items_computed += 1
+            out[j] = result
+        return out
+
+    def _score(self, ds: Dataset, item: Item, sample: Sample, recon: harness.Reconstruction) -> ItemResult:
+        level = "video" if item.modality == "video" else "image"
+        merged: dict[tuple, dict] = {(level, 0): {"level": level, "instance": 0, "bpp": recon.bpp}}
+        states: dict[str, np.ndarray] = {}
+        for name, metric in self.metrics.items():
+            ref_key = self._ref_key(ds, item, metric)
+            if isinstance(metric, DistributionMetric):
+                with self.timer.stage("reference"):
+                    ref_state = self.cache.get_arrays("ref", ref_key)
+                    if ref_state is None:
+                        ref_state = metric.reference_state(sample)
+                        self.cache.put_arrays("ref", ref_key, ref_state)
+                with self.timer.stage(f"metric:{name}"):
+                    item_state = metric.item_state(sample)
+                states.update({f"{name}/ref/{k}": v for k, v in ref_state.items()})
+                states.update({f"{name}/rec/{k}": v for k, v in item_state.items()})
+                continue
+            with self.timer.stage("reference"):
+                cached = self.cache.get_json("ref", ref_key)
+                if cached is None:
+                    cached = {"v": metric.reference(sample)}
+                    self.cache.put_json("ref", ref_key, cached)
+            with self.timer.stage(f"metric:{name}"):
+                rows = metric.score(sample, cached["v"])
+            for row in rows:
+                lvl = row.get("level", metric.level)
+                if lvl == "image" and level == "video":
+                    lvl = "video"
+                merged.setdefault((lvl, int(row["instance"])), {"level": lvl}).update({**row, "level": lvl})
+        return ItemResult(list(merged.values()), states)
+
+    # ------------------------------------------------------------ assembly
+
+    def assemble(self, results: dict[tuple, ItemResult], units) -> tuple[pd.DataFrame, dict]:
+        records = []
+        modality = {ds.name: ds.modality for ds in self.datasets}
+        for res, ds, item in units:
+            result = results.get((res, ds.name, item.id))
+            if result is None:
+                continue
+            for row in result.rows:
+                rec = {"resolution": res, "dataset": ds.name, "item": item.id, "source": item.source, **row}
+                rec.setdefault("frame", 0)
+                rec.setdefault("ratio", float("nan"))
+                bounds = self.protocol.bounds(rec["level"], res, modality[ds.name])
+                b = assign_bin(rec["ratio"], bounds) if bounds else None
+                rec["bin"] = b or ""
+                records.append(rec)
+        rows = pd.DataFrame.from_records(records)
+        if rows.empty:
+            rows = pd.DataFrame(columns=META_COLUMNS)
+        extra = sorted(c for c in rows.columns if c not in META_COLUMNS)
+        rows = rows[META_COLUMNS + extra]
+        rows["frame"] = rows["frame"].astype("int64")
+        rows["instance"] = rows["instance"].astype("int64")
+        rows["resolution"] = rows["resolution"].astype("int64")
+        rows["ratio"] = rows["ratio"].astype("float64")
+        rows = rows.sort_values(["resolution", "dataset", "item", "level", "instance"], kind="stable")
+        rows = rows.reset_index(drop=True)
+        sets: dict = {}
+        for name, metric in self.metrics.items():
+            if not isinstance(metric, DistributionMetric):
+                continue
+            for res in self.resolutions:
+                keyed = [results[(r, d.name, it.id)] for r, d, it in units
+                         if r == res and (r, d.name, it.id) in results]
+                ref = [_strip(x.states, f"{name}/ref/") for x in keyed]
+                rec = [_strip(x.states, f"{name}/rec/") for x in keyed]
+                with self.timer.stage(f"metric:{name}"):
+                    sets.setdefault(str(res), {}).update(metric.compute(ref, rec))
+        return rows, sets
+
+    def manifest(self, wall: float, started: str) -> dict:
+        return {
+            "tokbench_version": tokbench.__version__,
+            "git_commit": git_commit(),
+            "date": started,
+            "wall_seconds": round(wall, 3),
+            "suite": self.suite.name,
+            "suite_spec": self.suite.describe(),
+            "protocol": self.protocol.describe(),
+            "resolutions": self.resolutions,
+            "limit": self.cfg.limit,
+            "tokenizer": self.tokenizer.describe(),
+            "metrics": {n: m.describe() for n, m in self.metrics.items()},
+            "unavailable": self.unavailable,
+            "datasets": [ds.describe() for ds in self.datasets],
+            "harness": {
+                "image": f"smart padding: fit into SxS keeping aspect ({self.protocol.image_resample}), pad black,"
+                         " crop, resize back to the original size; native-resolution tokenizers skip the fit",
+                "video": f"short side to S ({self.protocol.video_resample}), pad to a multiple of "
+                         f"{self.protocol.video_pad_multiple} and the tokenizer's multiple; independent clips"
+                         " padded by repeating the last frame",
+                "quantisation": "reconstructions rounded to uint8 once; out-of-range values clamped",
+                "reencode": "none (reconstructions are never re-encoded with a lossy codec)",
+                "rate": "bpp = bits / pixels coded by the tokenizer (canvas incl. padding, all frames)",
+                "clip_frames": self.cfg.clip_frames or self.tokenizer.spec.default_clip_frames,
+            },
+            "units": {"T-ACC": "fraction 0..1", "T-NED": "fraction 0..1", "F-Sim": "cosine",
+                      "PSNR": "dB", "bpp": "bits per coded pixel"},
+            "device": str(self.tokenizer.device),
+            "dtype": self.cfg.dtype,
+            "machine": machine(),
+            "packages": package_versions(),
+            "items_computed": self.items_computed,
+            "items_cached": self.items_cached,
+            "skipped": self.skipped,
+            "timings": self.timer.as_dict(),
+        }
+
+
+def _strip(states: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in states.items() if k.startswith(prefix)}
+
+
+def run(cfg: RunConfig | None = None, **kwargs) -> Report:
+    """Run a suite and write its report; returns the Report (``report.path`` is the folder)."""
+    cfg = cfg or RunConfig(**kwargs)
+    t0 = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    runner = Runner(cfg, log=(lambda m: print(m, file=sys.stderr)))
+    units = runner.work()
+    results = runner.run_units(units)
+    rows, sets = runner.assemble(results, units)
+    with runner.timer.stage("report"):
+        summary = summarize(rows)
+    path = Path(cfg.out) / (cfg.name or run_name(cfg, runner.tokenizer.label, runner.resolutions))
+    report = Report(path, rows, summary, sets, {})
+    report.manifest = runner.manifest(time.perf_counter() - t0, started)
+    report.manifest["config"] = asdict(cfg)
+    report.write()
+    return report

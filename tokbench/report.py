@@ -1,0 +1,128 @@
+"""Reports: per-instance rows (parquet), a binned summary (CSV + JSON) and a provenance manifest.
+
+Layout of a run folder::
+
+    rows.parquet    one row per scored instance (image / video / word / face)
+    summary.csv     per resolution x level x metric: S, M, L, Mean (macro over bins), micro, all, counts
+    summary.json    the same records plus set-level metrics (rFID ...) and unavailable metrics
+    manifest.json   what produced the numbers: tokenizer, checkpoint sha256, evaluators, data hashes, ...
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from tokbench.bins import BIN_NAMES, aggregate
+from tokbench.cache import atomic_write_bytes
+
+KEY_COLUMNS = ["resolution", "dataset", "item", "level", "instance"]
+META_COLUMNS = KEY_COLUMNS + ["source", "frame", "ratio", "bin"]
+SUMMARY_COLUMNS = ["resolution", "level", "metric", *BIN_NAMES, "Mean", "micro", "all",
+                   *(f"n_{b}" for b in BIN_NAMES), "n_binned", "n_all"]
+
+
+def metric_columns(rows: pd.DataFrame) -> list[str]:
+    """Numeric columns that hold metric values (everything that is not a key or annotation)."""
+    return [c for c in rows.columns if c not in META_COLUMNS and pd.api.types.is_numeric_dtype(rows[c])]
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate rows per resolution, level and metric with the rows' bins (TokBench Mean = macro)."""
+    records = []
+    if rows.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    for (res, level), group in rows.groupby(["resolution", "level"], sort=True):
+        bins = group["bin"].where(group["bin"].astype(bool), None).to_numpy(dtype=object)
+        for col in metric_columns(group):
+            values = group[col].to_numpy(dtype=np.float64)
+            if np.isnan(values).all():
+                continue
+            records.append({"resolution": int(res), "level": level, "metric": col, **aggregate(values, bins)})
+    return pd.DataFrame.from_records(records, columns=SUMMARY_COLUMNS)
+
+
+def _jsonable(obj):
+    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return _jsonable(float(obj))
+    return obj
+
+
+def dumps(obj) -> bytes:
+    return (json.dumps(_jsonable(obj), indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+@dataclass
+class Report:
+    path: Path
+    rows: pd.DataFrame
+    summary: pd.DataFrame
+    sets: dict  # set-level metric values, e.g. {"256": {"rFID": 1.2, "rFID_N": 300}}
+    manifest: dict
+
+    def write(self) -> Path:
+        """Atomic writes, manifest last: a folder with a manifest is a complete report."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        buf = self.rows.to_parquet(index=False, engine="pyarrow")
+        atomic_write_bytes(self.path / "rows.parquet", buf)
+        atomic_write_bytes(self.path / "summary.csv", self.summary.to_csv(index=False, float_format="%.6g").encode())
+        atomic_write_bytes(self.path / "summary.json", dumps({
+            "summary": self.summary.to_dict(orient="records"), "sets": self.sets,
+            "unavailable": self.manifest.get("unavailable", {})}))
+        atomic_write_bytes(self.path / "manifest.json", dumps(self.manifest))
+        return self.path
+
+    def format(self, metrics: Optional[list[str]] = None) -> str:
+        """Human-readable summary: one block per resolution, TokBench-style S/M/L/Mean."""
+        lines = [f"{self.manifest.get('tokenizer', {}).get('label', '?')} on {self.manifest.get('suite', '?')}"
+                 f" (protocol {self.manifest.get('protocol', {}).get('name', '?')})"]
+        s = self.summary
+        for res in sorted(s["resolution"].unique()) if not s.empty else []:
+            lines.append(f"  resolution {res}")
+            for _, r in s[s["resolution"] == res].iterrows():
+                if metrics and r["metric"] not in metrics:
+                    continue
+                if r["n_binned"] > 0:
+                    bins = "  ".join(f"{b} {_fmt(r[b])} (n={r['n_' + b]})" for b in BIN_NAMES)
+                    lines.append(f"    {r['level']:<6} {r['metric']:<8} {bins}  Mean {_fmt(r['Mean'])}"
+                                 f"  all {_fmt(r['all'])} (n={r['n_all']})")
+                else:
+                    lines.append(f"    {r['level']:<6} {r['metric']:<8} all {_fmt(r['all'])} (n={r['n_all']})")
+            for name, value in sorted(self.sets.get(str(res), {}).items()):
+                lines.append(f"    set    {name:<8} {_fmt(value)}")
+        for name, why in sorted(self.manifest.get("unavailable", {}).items()):
+            lines.append(f"  unavailable: {name}: {why}")
+        for item, why in self.manifest.get("skipped", []):
+            lines.append(f"  skipped: {item}: {why}")
+        return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def load_report(path: str | Path) -> Report:
+    path = Path(path)
+    manifest_file = path / "manifest.json"
+    if not manifest_file.is_file():
+        raise FileNotFoundError(f"{path} is not a tokbench report (no manifest.json)")
+    manifest = json.loads(manifest_file.read_text())
+    rows = pd.read_parquet(path / "rows.parquet")
+    summary = pd.read_csv(path / "summary.csv")
+    sets = json.loads((path / "summary.json").read_text()).get("sets", {})
+    return Report(path, rows, summary, sets, manifest)
