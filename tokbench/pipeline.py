@@ -169,14 +169,15 @@ class Runner:
                 pending.append((j, item, key))
         if not pending:
             return out
-        loaded = []
+        loaded, error = [], None
         for j, item, key in pending:
             try:
                 with self.timer.stage("load"):
                     loaded.append((j, item, key, item.load()))
             except BadInputError as e:
                 if not self.cfg.skip_bad:
-                    raise
+                    error = e  # finish (and cache) the items before it, then stop
+                    break
                 self.skipped.append((f"{ds.name}/{item.id}", str(e)))
                 self.log(f"skipped {ds.name}/{item.id}: {e}")
         images = [x for x in loaded if x[1].modality == "image"]
@@ -201,6 +202,8 @@ class Runner:
                 self.cache.put_json("items", key, {"rows": result.rows, "has_states": bool(result.states)})
             self.items_computed += 1
             out[j] = result
+        if error is not None:
+            raise error
         return out
 
     def _score(self, ds: Dataset, item: Item, sample: Sample, recon: harness.Reconstruction) -> ItemResult:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from tokbench.metrics.base import InstanceMetric, Sample, register_metric
 
@@ -21,12 +20,16 @@ def _as_batch(frames: np.ndarray, dtype=torch.float64) -> torch.Tensor:
 
 
 def psnr_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    from torchmetrics.functional.image import peak_signal_noise_ratio  # heavy import, only when scoring
+
     vals = peak_signal_noise_ratio(_as_batch(reconstruction), _as_batch(original), data_range=255.0,
                                    dim=(1, 2, 3), reduction="none")
     return np.minimum(vals.numpy(), PSNR_CAP_DB)
 
 
 def ssim_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     # float32: torch's float64 convolution is ~15x slower on CPU and SSIM agrees to ~1e-6
     vals = structural_similarity_index_measure(
         _as_batch(reconstruction, torch.float32), _as_batch(original, torch.float32), gaussian_kernel=True, sigma=1.5, kernel_size=11,
