@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Optional
@@ -132,21 +132,26 @@ class Runner:
                 units.extend((res, ds, it) for it in items)
         return units
 
-    def run_units(self, units: list[tuple[int, Dataset, Item]]) -> dict[tuple, ItemResult]:
+    def batches(self, units: list[tuple[int, Dataset, Item]]) -> list[list[tuple[int, Dataset, Item]]]:
+        """Consecutive images of one dataset and resolution share a tokenizer call; videos go alone."""
+        out: list[list] = []
+        for unit in units:
+            last = out[-1] if out else None
+            if (last and len(last) < self.cfg.batch_size and last[0][0] == unit[0] and last[0][1] is unit[1]
+                    and last[0][2].modality == "image" and unit[2].modality == "image"):
+                last.append(unit)
+            else:
+                out.append([unit])
+        return out
+
+    def run_units(self, batches: list[list[tuple[int, Dataset, Item]]]) -> dict[tuple, ItemResult]:
         from tqdm import tqdm
 
         results: dict[tuple, ItemResult] = {}
-        bar = tqdm(total=len(units), desc=f"{self.tokenizer.label} {self.suite.name}", unit="item",
+        bar = tqdm(total=sum(map(len, batches)), desc=f"{self.tokenizer.label} {self.suite.name}", unit="item",
                    disable=self.cfg.quiet, file=sys.stderr)
-        i = 0
-        while i < len(units):
-            res, ds, _ = units[i]
-            batch = [units[i]]
-            while (i + len(batch) < len(units) and len(batch) < self.cfg.batch_size
-                   and units[i + len(batch)][0] == res and units[i + len(batch)][1] is ds
-                   and units[i + len(batch)][2].modality == "image" and units[i][2].modality == "image"):
-                batch.append(units[i + len(batch)])
-            i += len(batch)
+        for batch in batches:
+            res, ds = batch[0][0], batch[0][1]
             for unit, result in zip(batch, self._run_batch(res, ds, [u[2] for u in batch])):
                 if result is not None:
                     results[(res, ds.name, unit[2].id)] = result
@@ -322,19 +327,44 @@ def _strip(states: dict, prefix: str) -> dict:
 
 
 def run(cfg: RunConfig | None = None, **kwargs) -> Report:
-    """Run a suite and write its report; returns the Report (``report.path`` is the folder)."""
+    """Run a suite and write its report; returns the Report (``report.path`` is the folder).
+
+    Under torchrun every rank returns the same Report object contents; only rank 0 writes it.
+    """
+    from tokbench import distributed
+
     cfg = cfg or RunConfig(**kwargs)
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    runner = Runner(cfg, log=(lambda m: print(m, file=sys.stderr)))
+    ctx = distributed.setup(cfg.device)
+    runner = Runner(replace(cfg, device=distributed.rank_device(cfg.device, ctx)),
+                    log=(lambda m: print(m, file=sys.stderr)))
     units = runner.work()
-    results = runner.run_units(units)
-    rows, sets = runner.assemble(results, units)
-    with runner.timer.stage("report"):
-        summary = summarize(rows)
-    path = Path(cfg.out) / (cfg.name or run_name(cfg, runner.tokenizer.label, runner.resolutions))
-    report = Report(path, rows, summary, sets, {})
-    report.manifest = runner.manifest(time.perf_counter() - t0, started)
-    report.manifest["config"] = asdict(cfg)
-    report.write()
+    batches = runner.batches(units)
+    results = runner.run_units(batches[ctx.rank::ctx.world_size])
+    gathered = distributed.gather((results, runner.skipped, runner.items_computed, runner.items_cached,
+                                   dict(runner.timer.seconds)), ctx)
+    report = None
+    if ctx.is_main:
+        results, skipped, computed, cached = {}, [], 0, 0
+        for part_results, part_skipped, part_computed, part_cached, _ in gathered:
+            results.update(part_results)
+            skipped += part_skipped
+            computed += part_computed
+            cached += part_cached
+        runner.skipped, runner.items_computed, runner.items_cached = sorted(skipped), computed, cached
+        rows, sets = runner.assemble(results, units)
+        with runner.timer.stage("report"):
+            summary = summarize(rows)
+        path = Path(cfg.out) / (cfg.name or run_name(cfg, runner.tokenizer.label, runner.resolutions))
+        report = Report(path, rows, summary, sets, {})
+        report.manifest = runner.manifest(time.perf_counter() - t0, started)
+        report.manifest["config"] = asdict(cfg)
+        report.manifest["world_size"] = ctx.world_size
+        if ctx.active:
+            report.manifest["rank_timings"] = [
+                {k: round(v, 6) for k, v in sorted(part[4].items())} for part in gathered]
+        report.write()
+    report = distributed.broadcast(report, ctx)
+    distributed.barrier(ctx)
     return report
