@@ -119,6 +119,9 @@ def _download(wf: WeightFile) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if wf.hub_repo:
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the failure becomes our one line, not a log dump
 
         return Path(hf_hub_download(wf.hub_repo, wf.hub_filename or wf.filename))
     if wf.url:
