@@ -90,7 +90,7 @@ class Runner:
                                                      allow_unsafe=cfg.allow_unsafe_checkpoint)
         self.resolutions = list(cfg.resolutions or self.suite.resolutions)
         self.cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else None)
-        self.datasets: list[Dataset] = [self._open_dataset(n) for n in (cfg.datasets or self.suite.datasets)]
+        self.datasets: list[Dataset] = [self._open_dataset(n, cfg.skip_bad) for n in (cfg.datasets or self.suite.datasets)]
         self.metrics: dict[str, InstanceMetric | DistributionMetric] = {}
         self.unavailable: dict[str, str] = {}
         for name in self.suite.metrics:
@@ -99,16 +99,20 @@ class Runner:
             except MissingWeightsError as e:
                 self.unavailable[name] = str(e)
                 self.log(f"warning: metric {name} unavailable: {e}")
-        self.skipped: list[tuple[str, str]] = []
+        # entries a loader left out under --skip-bad (bad annotations, missing files) are listed too
+        self.skipped: list[tuple[str, str]] = [(f"{ds.name}/{i}", why) for ds in self.datasets
+                                               for i, why in getattr(ds, "skipped", [])]
         self.items_computed = 0
         self.items_cached = 0
 
     @staticmethod
-    def _open_dataset(name: str) -> Dataset:
-        if ":" in name:  # external data in a known format, e.g. tokbench:/data/TokBench
+    def _open_dataset(name: str, skip_bad: bool) -> Dataset:
+        if ":" in name:  # users' data in a known format, e.g. tokbench:/data/TokBench
             from tokbench.data.external import open_dataset
 
-            return open_dataset(name)
+            dataset = open_dataset(name, skip_bad=skip_bad)
+            dataset.items  # parse annotations now: bad entries fail (or are skipped) before any work
+            return dataset
         return get_dataset(name)
 
     # ------------------------------------------------------------ keys
