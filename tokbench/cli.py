@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import Optional
 
+from tokbench.check import add_check_parser, add_gate_options
 from tokbench.errors import TokbenchError
 from tokbench.registry import UnknownNameError
 
@@ -56,6 +57,10 @@ def cmd_run(args) -> int:
     report = run(cfg)
     print(report.format())
     print(f"report written to {report.path}")
+    if args.check:
+        from tokbench.check import gate
+
+        return gate(args.check, report, args)
     return 0
 
 
@@ -96,12 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--allow-unsafe-checkpoint", action="store_true",
                     help="allow checkpoints that need full pickle loading (can execute code)")
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    sp.add_argument("--check", metavar="BASE",
+                    help="gate the finished run against BASE (report folder or *.tokbench.json)")
+    add_gate_options(sp, prefix="check-")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("report", help="print the summary of a run folder")
     sp.add_argument("run")
     sp.add_argument("--metric", action="append", help="only these metrics")
     sp.set_defaults(func=cmd_report)
+
+    add_check_parser(sub)
     return p
 
 
