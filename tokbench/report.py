@@ -38,7 +38,7 @@ def summarize(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     for (res, level), group in rows.groupby(["resolution", "level"], sort=True):
-        bins = group["bin"].where(group["bin"].astype(bool), None).to_numpy(dtype=object)
+        bins = np.array([b if isinstance(b, str) and b else None for b in group["bin"]], dtype=object)
         for col in metric_columns(group):
             values = group[col].to_numpy(dtype=np.float64)
             if np.isnan(values).all():
