@@ -88,12 +88,15 @@ def read_video(path: Path | str, max_frames: Optional[int] = None) -> np.ndarray
     frames = []
     try:
         with av.open(str(path)) as container:
+            declared = int(container.streams.video[0].frames or 0) if container.streams.video else 0
             for frame in container.decode(video=0):
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
-    except (av.error.FFmpegError, OSError) as e:
+    except (av.error.FFmpegError, OSError, IndexError) as e:
         raise BadInputError(f"{path}: cannot decode video ({e})") from None
     if not frames:
         raise BadInputError(f"{path}: video has no decodable frames")
+    if max_frames is None and declared and len(frames) < declared:
+        raise BadInputError(f"{path}: truncated video: decoded {len(frames)} of {declared} frames")
     return np.stack(frames)

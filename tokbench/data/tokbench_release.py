@@ -354,7 +354,11 @@ class _Release(OnDiskDataset):
         folder = self.data_dir(subset)
         if not folder.is_dir():
             raise BadInputError(_missing_folder(folder, self.root))
-        return entry_list(read_json(path), path)
+        try:
+            return entry_list(read_json(path), path)
+        except BadInputError as e:  # an unreadable annotation file: with skip_bad the whole subset is listed
+            self.bad(f"{subset}/*", str(e))
+            return []
 
     def label(self, subset: str) -> str:
         return str(self.annotation_path(subset).relative_to(self.root))
@@ -430,6 +434,8 @@ def probe_video(path: Path) -> VideoInfo:
             if not container.streams.video:
                 raise BadInputError(f"{path}: no video stream")
             stream = container.streams.video[0]
+            if stream.codec_context is None or not stream.codec_context.width:
+                raise BadInputError(f"{path}: unreadable video stream (truncated or corrupt file)")
             rate = stream.average_rate or stream.guessed_rate
             return VideoInfo(path=path, frames=int(stream.frames or 0), width=int(stream.codec_context.width),
                              height=int(stream.codec_context.height), fps=float(rate) if rate else None)
