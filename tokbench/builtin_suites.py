@@ -1,17 +1,18 @@
-"""The suites shipped with tokbench."""
+"""The suites shipped with tokbench: the embedded curated datasets x the implemented metrics."""
+from tokbench.data.embedded import EMBEDDED_SUITES
 from tokbench.suites import Suite, register_suite
 
-import tokbench.data.samples  # noqa: F401  (registers the datasets named below)
+import tokbench.data.samples  # noqa: F401  (package-images / package-videos, for quick pixel-only runs)
 import tokbench.metrics  # noqa: F401  (registers the metrics named below)
 
 IMAGE_METRICS = ("psnr", "ssim")
 VIDEO_METRICS = ("psnr", "ssim")
 
-register_suite(Suite("text", datasets=("package-images",), metrics=IMAGE_METRICS,
-                     description="Text fidelity on images"))
-register_suite(Suite("face", datasets=("package-images",), metrics=IMAGE_METRICS,
-                     description="Face identity on images"))
-register_suite(Suite("text-face", datasets=("package-images",), metrics=IMAGE_METRICS,
+register_suite(Suite("text", datasets=EMBEDDED_SUITES["text"], metrics=IMAGE_METRICS,
+                     description="Text fidelity: real and rendered words over real backgrounds"))
+register_suite(Suite("face", datasets=EMBEDDED_SUITES["face"], metrics=IMAGE_METRICS,
+                     description="Face identity: real faces and multi-scale compositions"))
+register_suite(Suite("text-face", datasets=EMBEDDED_SUITES["text-face"], metrics=IMAGE_METRICS,
                      description="Text and face fidelity on images (the default suite)"))
-register_suite(Suite("video", datasets=("package-videos",), metrics=VIDEO_METRICS, modality="video",
-                     resolutions=(256,), description="Video reconstruction (short side 256)"))
+register_suite(Suite("video", datasets=EMBEDDED_SUITES["video"], metrics=VIDEO_METRICS, modality="video",
+                     resolutions=(256,), description="Video reconstruction on sample clips (short side 256)"))

@@ -75,6 +75,38 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_datasets(args) -> int:
+    from tokbench.data import commands
+
+    if args.action == "list":
+        import pandas as pd
+
+        table = commands.list_datasets(args.names or None)
+        with pd.option_context("display.max_rows", None, "display.width", 200):
+            print(table.to_string(index=False))
+    elif args.action == "build":
+        for path in commands.build(args.names or None, force=args.force):
+            print(path)
+    elif args.action == "verify":
+        problems = commands.verify(args.names or None)
+        for p in problems:
+            print(f"problem: {p}")
+        print("verified: every source and built file matches its pin" if not problems
+              else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    elif args.action == "show":
+        if len(args.names) != 1 or not args.out:
+            raise TokbenchError("usage: tokbench datasets show SUITE_OR_DATASET --out sheet.png")
+        print(commands.show(args.names[0], args.out))
+    elif args.action == "download":
+        from tokbench.data.download import download_dataset
+
+        if len(args.names) != 1:
+            raise TokbenchError("usage: tokbench datasets download tokbench [--dest DIR]")
+        print(download_dataset(args.names[0], args.dest))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokbench", description="Benchmark how much fine detail visual tokenizers keep.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -110,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run")
     sp.add_argument("--metric", action="append", help="only these metrics")
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("datasets", help="embedded datasets: list | build | verify | show; download tokbench")
+    sp.add_argument("action", choices=["list", "build", "verify", "show", "download"])
+    sp.add_argument("names", nargs="*", help="datasets or suites (default: all embedded)")
+    sp.add_argument("--out", help="contact sheet PNG (show)")
+    sp.add_argument("--dest", help="download folder (download)")
+    sp.add_argument("--force", action="store_true", help="rebuild even when built (build)")
+    sp.set_defaults(func=cmd_datasets)
 
     add_check_parser(sub)
     return p
