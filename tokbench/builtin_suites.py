@@ -5,8 +5,8 @@ from tokbench.suites import Suite, register_suite
 import tokbench.data.samples  # noqa: F401  (package-images / package-videos, for quick pixel-only runs)
 import tokbench.metrics  # noqa: F401  (registers the metrics named below)
 
-IMAGE_METRICS = ("psnr", "ssim")
-VIDEO_METRICS = ("psnr", "ssim")
+IMAGE_METRICS = ("psnr", "ssim", "lpips", "rfid")
+VIDEO_METRICS = ("psnr", "ssim", "lpips", "tcons", "rfvd")
 
 register_suite(Suite("text", datasets=EMBEDDED_SUITES["text"], metrics=IMAGE_METRICS,
                      description="Text fidelity: real and rendered words over real backgrounds"))

@@ -107,6 +107,32 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_weights(args) -> int:
+    from tokbench import weights, weights_catalog  # noqa: F401  (the catalog registers the standard files)
+
+    if args.action == "status":
+        rows = [{**r, "present": "present" if r["present"] else "missing"} for r in weights.status()]
+        print(_table(rows, ["name", "file", "present", "path", "description"]))
+    elif args.action == "path":
+        if not args.name:
+            raise TokbenchError("usage: tokbench weights path NAME")
+        print(weights_catalog.weight_path(args.name))
+    elif args.action == "download":
+        names = [args.name] if args.name else [r["name"] for r in weights.status() if not r["present"]]
+        for name in names:
+            print(weights_catalog.download(name))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from tokbench.stats import build_stats
+
+    result = build_stats(args.dataset, resolution=args.resolution, device=args.device, limit=args.limit,
+                         extractor=args.extractor, force=args.force)
+    print(f"{'cached' if result.cached else 'built'} reference statistics: {result.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokbench", description="Benchmark how much fine detail visual tokenizers keep.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,6 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dest", help="download folder (download)")
     sp.add_argument("--force", action="store_true", help="rebuild even when built (build)")
     sp.set_defaults(func=cmd_datasets)
+
+    sp = sub.add_parser("weights", help="standard weights files: status | path NAME | download [NAME]")
+    sp.add_argument("action", choices=["status", "path", "download"])
+    sp.add_argument("name", nargs="?")
+    sp.set_defaults(func=cmd_weights)
+
+    sp = sub.add_parser("stats", help="precompute reference statistics (rFID / rFVD) of a dataset's originals")
+    sp.add_argument("action", choices=["build"])
+    sp.add_argument("dataset", help="registered dataset or a data spec such as imagenet:/data/val")
+    sp.add_argument("--resolution", type=int)
+    sp.add_argument("--extractor", default="inception")
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--limit", type=int)
+    sp.add_argument("--force", action="store_true")
+    sp.set_defaults(func=cmd_stats)
 
     add_check_parser(sub)
     return p
