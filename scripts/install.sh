@@ -27,3 +27,5 @@ python3 -m venv .venv
 # insightface's wheel carries sample photos used by the embedded face set; only the files are read, so it is
 # installed without its dependencies (they would add a second OpenCV distribution)
 .venv/bin/pip install -q --no-deps "insightface==2.1"
+# docTR (PARSeq, the published TokBench OCR evaluator) likewise: its other needs come with the "doctr" extra
+.venv/bin/pip install -q --no-deps "python-doctr==1.1.0"

@@ -108,6 +108,8 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_weights(args) -> int:
+    import tokbench.evaluators  # noqa: F401  (registers PARSeq and antelopev2 weights)
+    import tokbench.tokenizers  # noqa: F401  (registers tokenizer checkpoints)
     from tokbench import weights, weights_catalog  # noqa: F401  (the catalog registers the standard files)
 
     if args.action == "status":

@@ -1,0 +1,106 @@
+"""Word crops cut at the original resolution with the original's ground-truth geometry.
+
+TokBench crops the reconstruction (restored to the original size) with the original's boxes, so the
+original and the reconstruction give crops of identical size. Axis-aligned boxes follow docTR's
+``crop_bboxes_from_image`` (coordinates truncated to int, end-exclusive slices); quadrilaterals are
+rectified with a perspective warp. Crops whose smaller side is <= 1 px are excluded (as TokBench's video
+loader does) and the exclusion is reported with its reason, decided from the geometry alone so both
+sides always agree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from tokbench.data.items import Word
+from tokbench.errors import BadInputError
+
+MIN_SIDE_PX = 2  # a crop needs both sides >= 2 px; smaller ones are excluded
+
+
+@dataclass
+class WordCrops:
+    """Crops of the words that could be cut, and why the others could not."""
+
+    crops: list[np.ndarray] = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)  # word index of each crop
+    excluded: dict[int, str] = field(default_factory=dict)  # word index -> reason
+
+
+def as_frames(pixels: np.ndarray) -> np.ndarray:
+    """(H, W, 3) or (T, H, W, 3) -> (T, H, W, 3)."""
+    return pixels[None] if pixels.ndim == 3 else pixels
+
+
+def crop_words(pixels: np.ndarray, words: Sequence[Word], item: str = "") -> WordCrops:
+    """Cut every word of ``words`` from ``pixels`` ((H, W, 3) or (T, H, W, 3) uint8 RGB)."""
+    frames = as_frames(pixels)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise BadInputError(f"{item}: expected (T, H, W, 3) pixels to crop words from, got {pixels.shape}")
+    out = WordCrops()
+    for i, word in enumerate(words):
+        where = f"{item}: word {i} ({word.text!r})"
+        if not 0 <= word.frame < frames.shape[0]:
+            raise BadInputError(f"{where}: frame {word.frame} outside the {frames.shape[0]} decoded frame(s)")
+        image = frames[word.frame]
+        if word.quad is not None:
+            crop, reason = _crop_quad(image, word.quad, where)
+        else:
+            crop, reason = _crop_box(image, word.box, where)
+        if crop is None:
+            out.excluded[i] = reason
+        else:
+            out.crops.append(crop)
+            out.kept.append(i)
+    return out
+
+
+def _finite(values: Sequence[float], where: str, what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise BadInputError(f"{where}: {what} has non-finite coordinates {list(values)}")
+    return arr
+
+
+def _crop_box(image: np.ndarray, box, where: str) -> tuple[Optional[np.ndarray], str]:
+    if len(box) != 4:
+        raise BadInputError(f"{where}: box must be (x0, y0, x1, y1), got {box}")
+    x0, y0, x1, y1 = (int(v) for v in _finite(box, where, "box"))  # truncation, as docTR's astype(int)
+    h, w = image.shape[:2]
+    x0, x1 = max(x0, 0), min(x1, w)
+    y0, y1 = max(y0, 0), min(y1, h)
+    cw, ch = max(x1 - x0, 0), max(y1 - y0, 0)
+    if min(cw, ch) < MIN_SIDE_PX:
+        return None, f"crop {cw}x{ch} px (smaller side <= 1 px)"
+    return np.ascontiguousarray(image[y0:y1, x0:x1]), ""
+
+
+def _crop_quad(image: np.ndarray, quad, where: str) -> tuple[Optional[np.ndarray], str]:
+    """Rectify a quadrilateral given clockwise from its top-left corner (TL, TR, BR, BL).
+
+    Corners are in the same pixel-edge coordinates as boxes: the quad ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+    of an integer box gives exactly the box's slice. The output is round(longer opposite side) wide and
+    round(longer opposite side) high.
+    """
+    import cv2
+
+    pts = _finite(quad, where, "quad")
+    if pts.shape != (4, 2):
+        raise BadInputError(f"{where}: quad must be 4 (x, y) points, got shape {pts.shape}")
+    tl, tr, br, bl = pts
+    cw = int(round(max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))))
+    ch = int(round(max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))))
+    if min(cw, ch) < MIN_SIDE_PX:
+        return None, f"crop {cw}x{ch} px (smaller side <= 1 px)"
+    dst = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], dtype=np.float32)
+    try:  # OpenCV puts pixel centres at integers: shift edge coordinates by half a pixel on both sides
+        matrix = cv2.getPerspectiveTransform((pts - 0.5).astype(np.float32), dst - 0.5)
+    except cv2.error:
+        matrix = None
+    if matrix is None or not np.all(np.isfinite(matrix)) or math.isclose(np.linalg.det(matrix), 0.0, abs_tol=1e-12):
+        return None, "degenerate quadrilateral"
+    crop = cv2.warpPerspective(np.ascontiguousarray(image), matrix, (cw, ch), flags=cv2.INTER_LINEAR)
+    return crop, ""
