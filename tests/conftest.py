@@ -7,6 +7,7 @@ import pytest
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="tokbench-tests-"))
 for var, sub in (("HOME", "home"), ("XDG_CACHE_HOME", "xdg-cache"), ("TOKBENCH_CACHE", "tokbench-cache"),
+                 ("TOKBENCH_DATA_CACHE", "tokbench-data"),
                  ("TORCH_HOME", "torch"), ("HF_HOME", "hf"), ("MPLCONFIGDIR", "mpl")):
     os.environ[var] = str(_SESSION_HOME / sub)
     (_SESSION_HOME / sub).mkdir(parents=True, exist_ok=True)

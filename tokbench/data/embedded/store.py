@@ -21,7 +21,10 @@ from tokbench.weights import cache_root
 
 
 def datasets_cache() -> Path:
-    return cache_root() / "datasets"
+    """Where built embedded datasets live: $TOKBENCH_DATA_CACHE, else <tokbench cache>/datasets (kept apart
+    from result caches so that a fresh result cache does not rebuild the data)."""
+    env = os.environ.get("TOKBENCH_DATA_CACHE")
+    return Path(env).expanduser() if env else cache_root() / "datasets"
 
 
 def pixels_sha256(pixels: np.ndarray) -> str:
