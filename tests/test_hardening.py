@@ -61,7 +61,8 @@ def test_bad_image_input_is_named_and_skippable(case, tmp_path):
             "--out", str(tmp_path / "out"), "--name", "r"]
     r = _cli(base, tmp_path)
     assert r.returncode == 2, r.stderr[-2000:]
-    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], r.stderr
     r = _cli(base + ["--skip-bad"], tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = load_report(tmp_path / "out" / "r")

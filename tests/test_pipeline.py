@@ -126,6 +126,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     """SIGKILL mid-run, rerun: finished items come from the cache and the report equals a clean run's."""
     env = os.environ.copy()
     env["TOKBENCH_CACHE"] = str(tmp_path / "cache")
+    env["TOKBENCH_WEIGHTS"] = str(tmp_path / "weights")  # same "missing weights" message in both reports
     args = ["run", "-t", "webp:quality=30", "-s", "text-face", "--data", "package-images", "--limit", "4",
             "-r", "256", "512", "1024", "--batch-size", "1", "--quiet", "--out", str(tmp_path / "out")]
     proc = subprocess.Popen([sys.executable, "-m", "tokbench", *args], env=env, cwd=ROOT,

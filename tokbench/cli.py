@@ -53,7 +53,7 @@ def cmd_run(args) -> int:
                     device=args.device, dtype=args.dtype, checkpoint=args.checkpoint, out=args.out, limit=args.limit,
                     batch_size=args.batch_size, clip_frames=args.clip_frames, quiet=args.quiet,
                     skip_bad=args.skip_bad, allow_unsafe_checkpoint=args.allow_unsafe_checkpoint,
-                    cache_dir=args.cache_dir, datasets=args.data, name=args.name)
+                    cache_dir=args.cache_dir, datasets=args.data, name=args.name, metrics=args.metrics)
     report = run(cfg)
     print(report.format())
     print(f"report written to {report.path}")
@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, default=8)
     sp.add_argument("--clip-frames", type=int, help="frames per video clip (default: the tokenizer's)")
     sp.add_argument("--data", action="append", help="replace the suite's data, e.g. tokbench:/data/TokBench")
+    sp.add_argument("--metrics", nargs="+", help="only these of the suite's metrics (default: all)")
     sp.add_argument("--cache-dir", help="cache folder (default: $TOKBENCH_CACHE or ~/.cache/tokbench)")
     sp.add_argument("--skip-bad", action="store_true", help="skip unreadable items (listed in the report)")
     sp.add_argument("--allow-unsafe-checkpoint", action="store_true",

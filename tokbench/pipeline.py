@@ -54,6 +54,7 @@ class RunConfig:
     allow_unsafe_checkpoint: bool = False
     cache_dir: Optional[str] = None
     datasets: Optional[list[str]] = None  # replace the suite's datasets
+    metrics: Optional[list[str]] = None  # a subset of the suite's metrics (default: all of them)
     name: Optional[str] = None  # run folder name; default derived from the configuration
 
 
@@ -73,6 +74,8 @@ def run_name(cfg: RunConfig, tok_label: str, resolutions: Iterable[int]) -> str:
         parts.append(f"limit{cfg.limit}")
     if cfg.datasets:
         parts.append("data-" + digest(cfg.datasets)[:8])
+    if cfg.metrics:
+        parts.append("m-" + "-".join(sorted(cfg.metrics)))
     return "__".join(parts)
 
 
@@ -93,7 +96,14 @@ class Runner:
         self.datasets: list[Dataset] = [self._open_dataset(n, cfg.skip_bad) for n in (cfg.datasets or self.suite.datasets)]
         self.metrics: dict[str, InstanceMetric | DistributionMetric] = {}
         self.unavailable: dict[str, str] = {}
-        for name in self.suite.metrics:
+        wanted = list(self.suite.metrics)
+        if cfg.metrics:
+            unknown = sorted(set(cfg.metrics) - set(wanted))
+            if unknown:
+                raise BadInputError(f"suite {self.suite.name} has no metric(s) {', '.join(unknown)}; "
+                                    f"its metrics: {', '.join(wanted)}")
+            wanted = [m for m in wanted if m in cfg.metrics]
+        for name in wanted:
             try:
                 self.metrics[name] = METRICS.get(name)(self.protocol, device=cfg.device)
             except MissingWeightsError as e:

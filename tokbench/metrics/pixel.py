@@ -31,10 +31,12 @@ def ssim_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarr
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     # float32: torch's float64 convolution is ~15x slower on CPU and SSIM agrees to ~1e-6
-    vals = structural_similarity_index_measure(
-        _as_batch(reconstruction, torch.float32), _as_batch(original, torch.float32), gaussian_kernel=True, sigma=1.5, kernel_size=11,
-        k1=0.01, k2=0.03, data_range=255.0, reduction="none")
-    return vals.reshape(-1).numpy()
+    # one frame at a time: a whole 720p clip in one call builds GBs of intermediates and runs ~2x slower
+    vals = [structural_similarity_index_measure(
+        _as_batch(r[None], torch.float32), _as_batch(o[None], torch.float32), gaussian_kernel=True, sigma=1.5,
+        kernel_size=11, k1=0.01, k2=0.03, data_range=255.0, reduction="none").reshape(-1)
+        for o, r in zip(original, reconstruction)]
+    return torch.cat(vals).numpy()
 
 
 class PSNR(InstanceMetric):
