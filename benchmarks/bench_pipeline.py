@@ -277,7 +277,8 @@ def main() -> None:
     n_faces = round(args.face_images * args.faces_per_image)
     n_images = TOKBENCH_TEXT_IMAGES + args.face_images
     print(f"  per image:  {per_image * 1e3:8.1f} ms  (load, tokenizer, "
-          f"{', '.join(k for k in per_image_parts if k not in ('load', 'tokenizer'))}, untimed harness/setup)")
+          f"{', '.join(k for k in per_image_parts if k not in ('load', 'tokenizer'))}, untimed harness/setup;"
+          " the one-off setup is spread over the items run, so --limit overstates it)")
     print(f"  per word:   {per_word_rec * 1e3:8.1f} ms OCR on the reconstruction + {per_word_ref * 1e3:.1f} ms on the"
           " original (once per dataset)")
     print(f"  per face:   {per_face_rec * 1e3:8.1f} ms embedding the reconstruction + {per_face_ref * 1e3:.1f} ms the"
