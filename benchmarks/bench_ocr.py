@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ocr.py [--engine rapidocr|easyocr|parseq] [--crops 240] [--repeats 3]
     python benchmarks/bench_ocr.py --engine parseq --parseq-weights PATH   # or --parseq-random (timing only)
+    python benchmarks/bench_ocr.py --engine parseq --parseq-random --device cuda   # torch engines on a GPU
 
 Crops are real renderings (matplotlib's DejaVu fonts, 14-40 px, 1-14 characters) of the kind TokBench cuts
 from its word boxes. Both modes run in this one process, interleaved, after a warm-up; the median of
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("--crops", type=int, default=240)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, help="engine batch size (default: the engine's)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--parseq-weights")
     ap.add_argument("--parseq-random", action="store_true")
     args = ap.parse_args()
@@ -79,6 +81,7 @@ def main() -> None:
 
     crops, texts = rendered_crops(args.crops)
     options = {"batch_size": args.batch_size} if args.batch_size else {}
+    options["device"] = args.device
     if args.engine == "parseq":
         options["weights"] = args.parseq_weights or (random_parseq_checkpoint() if args.parseq_random else None)
     engine = create_ocr_engine(args.engine, **options)
@@ -107,7 +110,7 @@ def main() -> None:
             dt, out = timed(fn)
             times[mode].append(dt)
             preds[mode] = out
-    print(f"engine: {engine.version}, batch size {engine.batch_size}"
+    print(f"engine: {engine.version}, batch size {engine.batch_size}, device {args.device}"
           + ("  [random weights: timing only]" if args.parseq_random else ""))
     print(f"{args.crops} rendered word crops, median of {args.repeats} rounds, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")

@@ -95,7 +95,7 @@ def test_tiny_model_embeds_like_torch_and_is_found_in_the_insightface_home(tiny,
     np.testing.assert_allclose(loop.embed(image, faces), emb, rtol=1e-5, atol=1e-5)
     d = backend.describe()
     assert d["model_files"] == ["glintr100.onnx"] and d["same_person"]["rule"] == "cosine >= 0.28"
-    assert "unverified" in d["same_person"]["source"] and len(d["weights_sha256"]) == 64
+    assert "web-demos/src_recognition" in d["same_person"]["source"] and len(d["weights_sha256"]) == 64
 
 
 def test_face_metric_with_insightface_backend(tiny):

@@ -106,6 +106,22 @@ def test_rapidocr_batching_matches_single_crops(rapidocr):
     assert {rapidocr.padded_width(c) for c in crops[6:]} == {320} and batched[6:] == list(native.txts)
 
 
+def test_rapidocr_cpu_session_follows_torch_threads_and_matches_rapidocr(rapidocr):
+    """Our session (torch's thread count, no spin-wait) reads exactly what rapidocr's public call reads."""
+    import cv2
+    import torch
+    from rapidocr import RapidOCR
+
+    options = rapidocr._rec.session.session.get_session_options()
+    assert options.intra_op_num_threads == torch.get_num_threads()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    public = RapidOCR(params={"Global.log_level": "error"})
+    crops = [render(w) for w in WORDS[:8]] + [degrade(render(w), 3, 20) for w in WORDS[8:12]]
+    theirs = [public(cv2.cvtColor(c, cv2.COLOR_RGB2BGR), use_det=False, use_cls=False, use_rec=True).txts[0]
+              for c in crops]
+    assert rapidocr.recognize(crops) == theirs and theirs[:8] == WORDS[:8]
+
+
 def test_engine_rejects_bad_crops(rapidocr):
     assert rapidocr.recognize([]) == []
     with pytest.raises(BadInputError, match="rapidocr crop 1: expected a uint8 RGB"):

@@ -76,6 +76,13 @@ def test_run_writes_parquet_csv_and_manifest(tmp_path, isolated_cache):
                           datasets=["test-folder-a"], out=str(tmp_path / "out2"), quiet=True))
     assert again.manifest["items_cached"] == 4 and again.manifest["items_computed"] == 0
     pd.testing.assert_frame_equal(again.rows, rows)
+    from tokbench.cache import Cache
+
+    ref_entries = Cache().count("ref")
+    assert ref_entries == 4 * 2  # text and face per image; PSNR and SSIM have no original-only work to cache
+    other = run(RunConfig(tokenizer="jpeg:quality=10", suite="text-face", resolutions=[256],
+                          datasets=["test-folder-a"], out=str(tmp_path / "out3"), quiet=True))
+    assert other.manifest["items_computed"] == 4 and Cache().count("ref") == ref_entries
 
 
 def test_unreadable_image_names_the_file_and_skip_bad_lists_it(tmp_path, isolated_cache):

@@ -46,3 +46,28 @@ def test_video_psnr_is_mean_over_frames():
     video_a = np.concatenate([a, a]); video_b = np.concatenate([b, a])
     expect = (PSNR().score(_sample(a, b), None)[0]["PSNR"] + PSNR_CAP_DB) / 2
     assert PSNR().score(_sample(video_a, video_b), None)[0]["PSNR"] == pytest.approx(expect)
+
+
+@pytest.mark.parametrize("shape", [(301, 257), (64, 500), (245, 100), (23, 40)])
+def test_strips_equal_one_whole_image_call(monkeypatch, shape):
+    """Strips (forced small here, incl. a last sliver thinner than the halo) give the whole-image values:
+    PSNR the closed form, SSIM torchmetrics' whole-image call to float32 rounding."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    from tokbench.metrics import pixel
+
+    rng = np.random.default_rng(1)
+    h, w = shape
+    a = data.astronaut()[:h, :w][None]
+    b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    to = lambda x, dt: torch.tensor(x, dtype=dt).permute(0, 3, 1, 2)  # noqa: E731
+    psnr_ref = peak_signal_noise_ratio(to(b, torch.float64), to(a, torch.float64), data_range=255.0).item()
+    ssim_ref = structural_similarity_index_measure(to(b, torch.float32), to(a, torch.float32), gaussian_kernel=True,
+                                                   sigma=1.5, kernel_size=11, data_range=255.0).item()
+    monkeypatch.setattr(pixel, "STRIP_PIXELS", 40 * w)  # 40-row strips; 245 = 6 * 40 + 5: a sliver, merged
+    assert len(pixel._strips(h, w, pixel.SSIM_HALO)) == {301: 8, 64: 2, 245: 6, 23: 1}[h]
+    closed_form = 10 * np.log10(255.0**2 / np.mean((a.astype(float) - b) ** 2))
+    # torchmetrics takes log(10) (and, whole-image, log(255)) in float32: ~5e-8 relative
+    assert pixel.psnr_per_frame(a, b)[0] == pytest.approx(closed_form, rel=1e-7)
+    assert pixel.psnr_per_frame(a, b)[0] == pytest.approx(psnr_ref, rel=1e-7)
+    assert pixel.ssim_per_frame(a, b)[0] == pytest.approx(ssim_ref, rel=2e-6)

@@ -242,11 +242,13 @@ class Runner:
                 states.update({f"{name}/ref/{k}": v for k, v in ref_state.items()})
                 states.update({f"{name}/rec/{k}": v for k, v in item_state.items()})
                 continue
-            with self.timer.stage("reference"):
-                cached = self.cache.get_json("ref", ref_key)
-                if cached is None:
-                    cached = {"v": metric.reference(sample)}
-                    self.cache.put_json("ref", ref_key, cached)
+            cached = {"v": None}
+            if metric.has_reference:
+                with self.timer.stage("reference"):
+                    cached = self.cache.get_json("ref", ref_key)
+                    if cached is None:
+                        cached = {"v": metric.reference(sample)}
+                        self.cache.put_json("ref", ref_key, cached)
             with self.timer.stage(f"metric:{name}"):
                 rows = metric.score(sample, cached["v"])
             for row in rows:

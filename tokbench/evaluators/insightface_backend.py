@@ -8,8 +8,8 @@ batched over the faces of an image when the graph's batch axis is dynamic.
 
 The model comes from an explicit path ($TOKBENCH_ANTELOPEV2 or the ``model_path`` option), the tokbench
 weights folder, or an unpacked antelopev2 pack under ~/.insightface/models (the pack needs a manual
-download; insightface issue #251). There is no official insightface same-person threshold; the default
-rule is recorded with its source and can be changed with ``threshold``.
+download; insightface issue #251). insightface publishes no calibrated threshold per model; the default
+is the rule of its own recognition demo, recorded with its source, and can be changed with ``threshold``.
 """
 from __future__ import annotations
 
@@ -33,8 +33,11 @@ GLINTR100 = register_weights(WeightFile(
     license="insightface model zoo: non-commercial research use",
 ))
 DEFAULT_COSINE_THRESHOLD = 0.28
-THRESHOLD_SOURCE = ("no official insightface value; 0.28 is the ArcFace cosine at FAR 0.1% on LFW used by "
-                    "AdvFaces (ronny3050/AdvFaces#7) -- unverified for glintr100")
+# deepinsight/insightface web-demos/src_recognition/main.py (ArcFaceONNX.compute_sim): < 0.2 "NOT the same
+# person", 0.2-0.28 "LIKELY", >= 0.28 "ARE the same person". That demo runs buffalo_l's w600k_r50; the same
+# ArcFace loss gives glintr100 a similar cosine scale, but no glintr100-specific calibration is published.
+THRESHOLD_SOURCE = ("insightface's recognition demo rule, cosine >= 0.28 = same person (deepinsight/insightface "
+                    "web-demos/src_recognition/main.py, written for buffalo_l w600k_r50; not calibrated for glintr100)")
 
 
 def insightface_root() -> Path:

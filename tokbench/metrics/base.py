@@ -50,6 +50,11 @@ class InstanceMetric(ABC):
         """Original-only work (e.g. OCR of the original, face embedding of the original). JSON-able."""
         return None
 
+    @property
+    def has_reference(self) -> bool:
+        """False for metrics without original-only work (PSNR, SSIM): nothing to cache for them."""
+        return type(self).reference is not InstanceMetric.reference
+
     @abstractmethod
     def score(self, sample: Sample, reference: Any) -> list[dict]:
         """Rows for this item: each has ``instance`` (index within the item), optionally ``frame`` and
