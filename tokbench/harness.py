@@ -205,12 +205,21 @@ def _run_tokenizer(tok: Tokenizer, batch: np.ndarray, label: str,
     return out, bits
 
 
-def reconstruct_images(tok: Tokenizer, images: list[np.ndarray], size: Optional[int], labels: list[str],
-                       resample: str = "lanczos", timer: StageTimer = NULL_TIMER) -> list[Reconstruction]:
-    """Reconstruct single-frame items (each (1, H, W, 3)) as one batch when their canvases agree."""
-    spec = tok.spec
+def fit_images(images: list[np.ndarray], size: Optional[int], spec: TokenizerSpec,
+               resample: str = "lanczos") -> list[tuple[Geometry, np.ndarray]]:
+    """Each single-frame item's geometry and canvas: the input side of ``reconstruct_images``, separate so a
+    pipeline can prepare the next batch while the current one is scored."""
     geoms = [plan_image(im.shape[1], im.shape[2], size, spec, resample) for im in images]
-    canvases = [to_canvas(im, g) for im, g in zip(images, geoms)]
+    return [(g, to_canvas(im, g)) for im, g in zip(images, geoms)]
+
+
+def reconstruct_images(tok: Tokenizer, images: list[np.ndarray], size: Optional[int], labels: list[str],
+                       resample: str = "lanczos", timer: StageTimer = NULL_TIMER,
+                       fitted: Optional[list[tuple[Geometry, np.ndarray]]] = None) -> list[Reconstruction]:
+    """Reconstruct single-frame items (each (1, H, W, 3)) as one batch when their canvases agree.
+    ``fitted``: ``fit_images``' result for these images with this tokenizer, size and resample, if done already."""
+    spec = tok.spec
+    geoms, canvases = zip(*(fitted or fit_images(images, size, spec, resample))) if images else ((), ())
     results: list[Optional[Reconstruction]] = [None] * len(images)
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(canvases):

@@ -64,6 +64,17 @@ class ItemResult:
     states: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass
+class _Prepared:
+    """One batch, read ahead: cached results, decoded items (j, item, key, pixels), their canvases."""
+
+    cached: list[Optional[ItemResult]]
+    loaded: list[tuple] = field(default_factory=list)
+    fitted: Optional[list] = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    error: Optional[BadInputError] = None
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "-", text).strip("-")
 
@@ -159,52 +170,72 @@ class Runner:
         return out
 
     def run_units(self, batches: list[list[tuple[int, Dataset, Item]]]) -> dict[tuple, ItemResult]:
+        """Batches in order; the next batch's cache lookups, decoding and canvas fitting run in a background
+        thread meanwhile (PIL, onnxruntime, torch and dlib release the GIL for most of their work)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm import tqdm
 
         results: dict[tuple, ItemResult] = {}
         bar = tqdm(total=sum(map(len, batches)), desc=f"{self.tokenizer.label} {self.suite.name}", unit="item",
                    disable=self.cfg.quiet, file=sys.stderr)
-        for batch in batches:
-            res, ds = batch[0][0], batch[0][1]
-            for unit, result in zip(batch, self._run_batch(res, ds, [u[2] for u in batch])):
-                if result is not None:
-                    results[(res, ds.name, unit[2].id)] = result
-            bar.update(len(batch))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokbench-prefetch") as prefetch:
+            ahead = prefetch.submit(self._prepare, batches[0]) if batches else None
+            for k, batch in enumerate(batches):
+                prepared = ahead.result()
+                ahead = prefetch.submit(self._prepare, batches[k + 1]) if k + 1 < len(batches) else None
+                for unit, result in zip(batch, self._run_batch(batch, prepared)):
+                    if result is not None:
+                        results[(unit[0], unit[1].name, unit[2].id)] = result
+                bar.update(len(batch))
         bar.close()
         return results
 
-    def _run_batch(self, res: int, ds: Dataset, items: list[Item]) -> list[Optional[ItemResult]]:
-        out: list[Optional[ItemResult]] = [None] * len(items)
+    def _prepare(self, batch: list[tuple[int, Dataset, Item]]) -> "_Prepared":
+        """The part of a batch that needs only its items: finished items from the cache, pixels, canvases.
+        Errors are kept, not raised, so the batches before one with a bad item still finish."""
+        res, ds = batch[0][0], batch[0][1]
+        prepared = _Prepared(cached=[None] * len(batch))
         pending = []
-        for j, item in enumerate(items):
+        for j, (_, _, item) in enumerate(batch):
             key = self._item_key(ds, item, res)
             with self.timer.stage("cache"):
                 hit = self.cache.get_json("items", key)
                 states = self.cache.get_arrays("items", key) if hit is not None and hit.get("has_states") else {}
             if hit is not None and states is not None:
-                out[j] = ItemResult(hit["rows"], states or {})
-                self.items_cached += 1
+                prepared.cached[j] = ItemResult(hit["rows"], states or {})
             else:
                 pending.append((j, item, key))
-        if not pending:
-            return out
-        loaded, error = [], None
         for j, item, key in pending:
             try:
                 with self.timer.stage("load"):
-                    loaded.append((j, item, key, item.load()))
+                    prepared.loaded.append((j, item, key, item.load()))
             except BadInputError as e:
                 if not self.cfg.skip_bad:
-                    error = e  # finish (and cache) the items before it, then stop
+                    prepared.error = e  # finish (and cache) the items before it, then stop
                     break
-                self.skipped.append((f"{ds.name}/{item.id}", str(e)))
-                self.log(f"skipped {ds.name}/{item.id}: {e}")
+                prepared.skipped.append((f"{ds.name}/{item.id}", str(e)))
+        images = [x[3] for x in prepared.loaded if x[1].modality == "image"]
+        if images:
+            with self.timer.stage("fit"):
+                prepared.fitted = harness.fit_images(images, res, self.tokenizer.spec, self.protocol.image_resample)
+        return prepared
+
+    def _run_batch(self, batch: list[tuple[int, Dataset, Item]], prepared: "_Prepared") -> list[Optional[ItemResult]]:
+        res, ds = batch[0][0], batch[0][1]
+        out = list(prepared.cached)
+        self.items_cached += sum(r is not None for r in out)
+        for entry, why in prepared.skipped:
+            self.skipped.append((entry, why))
+            self.log(f"skipped {entry}: {why}")
+        loaded = prepared.loaded
         images = [x for x in loaded if x[1].modality == "image"]
         recons = {}
         if images:
             rec = harness.reconstruct_images(self.tokenizer, [x[3] for x in images], res,
                                              [f"{ds.name}/{x[1].id}" for x in images],
-                                             resample=self.protocol.image_resample, timer=self.timer)
+                                             resample=self.protocol.image_resample, timer=self.timer,
+                                             fitted=prepared.fitted)
             recons.update({x[0]: r for x, r in zip(images, rec)})
         for j, item, key, pixels in loaded:
             if item.modality == "video":
@@ -221,8 +252,8 @@ class Runner:
                 self.cache.put_json("items", key, {"rows": result.rows, "has_states": bool(result.states)})
             self.items_computed += 1
             out[j] = result
-        if error is not None:
-            raise error
+        if prepared.error is not None:
+            raise prepared.error
         return out
 
     def _score(self, ds: Dataset, item: Item, sample: Sample, recon: harness.Reconstruction) -> ItemResult:

@@ -40,7 +40,7 @@ def psnr_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarr
 
     vals = np.empty(len(original))
     for t, (o, r) in enumerate(zip(original, reconstruction)):
-        metric = PeakSignalNoiseRatio(data_range=255.0)
+        metric = PeakSignalNoiseRatio(data_range=255.0, sync_on_compute=False)  # per item, never across ranks
         metric.set_dtype(torch.float64)  # float32 states (its default; reset() restores it) round the sums
         for a, b in _strips(*o.shape[:2]):
             metric.update(_as_batch(r[None, a:b]), _as_batch(o[None, a:b]))
