@@ -114,7 +114,7 @@ def test_rapidocr_cpu_session_follows_torch_threads_and_matches_rapidocr(rapidoc
 
     options = rapidocr._rec.session.session.get_session_options()
     assert options.intra_op_num_threads == torch.get_num_threads()
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0" and options.enable_cpu_mem_arena
     public = RapidOCR(params={"Global.log_level": "error"})
     crops = [render(w) for w in WORDS[:8]] + [degrade(render(w), 3, 20) for w in WORDS[8:12]]
     theirs = [public(cv2.cvtColor(c, cv2.COLOR_RGB2BGR), use_det=False, use_cls=False, use_rec=True).txts[0]
