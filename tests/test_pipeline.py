@@ -163,3 +163,16 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     assert (run_dir / "rows.parquet").read_bytes() == (clean_dir / "rows.parquet").read_bytes()
     assert (run_dir / "summary.csv").read_bytes() == (clean_dir / "summary.csv").read_bytes()
     assert (run_dir / "summary.json").read_bytes() == (clean_dir / "summary.json").read_bytes()
+
+
+def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); reports must stay readable by the leaderboard's user."""
+    import stat
+
+    from tokbench.cache import _UMASK, atomic_write_bytes
+
+    target = tmp_path / "sub" / "summary.csv"
+    atomic_write_bytes(target, b"metric,all\n")
+    assert target.read_bytes() == b"metric,all\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_UMASK
+    assert not list(target.parent.glob(".*.tmp"))
