@@ -90,7 +90,8 @@ class SSIM(InstanceMetric):
     higher_is_better = (True,)
 
     def describe(self) -> dict:
-        return {**super().describe(), "implementation": "torchmetrics structural_similarity_index_measure, row strips with a 5-row halo",
+        return {**super().describe(),
+                "implementation": "torchmetrics structural_similarity_index_measure, row strips with a 5-row halo",
                 "convention": "RGB, Gaussian window 11, sigma 1.5, k1 0.01, k2 0.03, data_range=255"}
 
     def score(self, sample: Sample, reference) -> list[dict]:
