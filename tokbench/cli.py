@@ -22,9 +22,12 @@ def cmd_list(args) -> int:
     from tokbench.tokenizers.registry import TOKENIZERS, list_tokenizers, weights_status
 
     rows = []
+    families = {f.lower() for f in (args.family or [])}
     for name in list_tokenizers():
         entry = TOKENIZERS.get(name)
         s = entry.spec
+        if families and s.family.lower() not in families:
+            continue
         frame_rule = (f"1+{s.temporal_factor}k" if s.causal_first_frame else
                       (f"{s.temporal_factor}k" if s.temporal_factor > 1 else "any"))
         size = (f"codebook {s.codebook_size}" if s.codebook_size else
@@ -33,9 +36,17 @@ def cmd_list(args) -> int:
         rows.append({"name": name, "family": s.family, "kind": s.kind, "modalities": "+".join(sorted(s.modalities)),
                      "range": f"[{s.input_range[0]:g},{s.input_range[1]:g}]",
                      "factor": f"{s.temporal_factor}x{s.spatial_factor}x{s.spatial_factor}", "frames": frame_rule,
-                     "latent": size, "weights": status["weights"], "path": status["path"]})
-    print(_table(rows, ["name", "family", "kind", "modalities", "range", "factor", "frames", "latent", "weights",
-                        "path"]))
+                     "latent": size, "published": s.published or "", "weights": status["weights"],
+                     "path": status["path"]})
+    if families and not rows:
+        known = sorted({TOKENIZERS.get(n).spec.family for n in list_tokenizers()})
+        print(f"error: no tokenizer of family {', '.join(sorted(families))}; families: {', '.join(known)}",
+              file=sys.stderr)
+        return 2
+    print(_table(rows, ["name", "family", "kind", "modalities", "range", "factor", "frames", "latent", "published",
+                        "weights", "path"]))
+    if families:
+        return 0
     print()
     srows = []
     for name in list_suites():
@@ -140,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("list", help="registered tokenizers (with weights status) and suites")
+    sp.add_argument("--family", "-f", nargs="+", help="only tokenizers of these families (e.g. llamagen omnitokenizer)")
     sp.set_defaults(func=cmd_list)
 
     sp = sub.add_parser("run", help="reconstruct a suite through a tokenizer and score it")

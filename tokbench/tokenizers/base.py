@@ -39,6 +39,7 @@ class TokenizerSpec:
     license: str = ""
     aliases: tuple[str, ...] = ()
     description: str = ""
+    published: Optional[str] = None  # the TokBench leaderboard row this entry reproduces (its `method` name)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -44,7 +44,7 @@ def identity(spec):
 
 
 @register_tokenizer(TokenizerSpec(
-    name="resize", family="baseline", kind="baseline", modalities=frozenset({"image", "video"}),
+    name="resize", family="baseline", kind="baseline", published="Resize", modalities=frozenset({"image", "video"}),
     description="TokBench's Resize baseline: the smart-padding / restore round trip alone"))
 def resize(spec):
     return PassThrough(spec)

@@ -212,7 +212,7 @@ def cosmos_image(spec, *, checkpoint=None, allow_unsafe: bool = False):
     return cosmos(spec, checkpoint=checkpoint, allow_unsafe=allow_unsafe)
 
 
-def register(variant: str, version: str = "0.1", aliases: tuple[str, ...] = ()):
+def register(variant: str, version: str = "0.1", aliases: tuple[str, ...] = (), published: str | None = None):
     """``variant`` like "CV4x8x8" / "DI16x16": Continuous or Discrete, Image or Video, then the factors."""
     continuous, video = variant[0] == "C", variant[1] == "V"
     factors = [int(f) for f in variant[2:].split("x")]
@@ -230,7 +230,7 @@ def register(variant: str, version: str = "0.1", aliases: tuple[str, ...] = ()):
         checkpoint=WeightFile(name=f"cosmos:{name}:encoder", filename=f"{folder}/encoder.jit", hub_repo=repo,
                               hub_filename="encoder.jit", license=LICENSE,
                               description=f"Cosmos {variant} TorchScript encoder (decoder.jit sits beside it)"),
-        license=LICENSE, aliases=aliases,
+        license=LICENSE, aliases=aliases, published=published,
         description=(f"NVIDIA Cosmos {version} {'continuous' if continuous else 'discrete'} "
                      f"{'video' if video else 'image'} tokenizer {variant}"
                      + ("" if continuous else ", FSQ 64,000 codes")
@@ -241,6 +241,8 @@ def register(variant: str, version: str = "0.1", aliases: tuple[str, ...] = ()):
 
 for _variant in ("CI8x8", "CI16x16", "DI8x8", "DI16x16", "CV4x8x8", "CV8x8x8", "CV8x16x16",
                  "DV4x8x8", "DV8x8x8", "DV8x16x16"):
-    register(_variant, aliases=(f"cosmos-0.1-{_variant.lower()}",))
+    register(_variant, aliases=(f"cosmos-0.1-{_variant.lower()}",),
+             published={"CV4x8x8": "Cosmos-CV", "CV8x16x16": "Cosmos-CV", "DV4x8x8": "Cosmos-DV",
+                        "DV8x16x16": "Cosmos-DV"}.get(_variant))
 for _variant in ("CV8x8x8", "DV8x16x16"):
     register(_variant, version="1.0")

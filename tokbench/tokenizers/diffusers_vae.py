@@ -319,13 +319,13 @@ register("sd-vae-ft-mse", Source("AutoencoderKL", "stabilityai/sd-vae-ft-mse"), 
          license="MIT (doc)", aliases=("sd-vae-mse",), **_SD,
          description="Stable Diffusion 1.x/2.x VAE, decoder fine-tuned further with MSE-weighted loss (KL-f8, 4 ch)")
 register("sdxl-vae", Source("AutoencoderKL", "stabilityai/sdxl-vae"), kl_image, latent_channels=4,
-         license="(unverified)", **_SD,
+         license="(unverified)", published="SD-XL", **_SD,
          description="SDXL VAE (KL-f8, 4 ch); overflows in fp16: use bf16/fp32 (or the separate fp16-fix weights)")
 register("sd35-vae", Source("AutoencoderKL", "stabilityai/stable-diffusion-3.5-large", "vae"), kl_image,
-         latent_channels=16, license="Stability AI Community (unverified)", aliases=("sd3.5-vae",), **_SD,
+         latent_channels=16, license="Stability AI Community (unverified)", aliases=("sd3.5-vae",), published="SD-3.5", **_SD,
          description="Stable Diffusion 3.5 VAE (KL-f8, 16 ch); the hub repo is gated")
 register("flux1-vae", Source("AutoencoderKL", "black-forest-labs/FLUX.1-schnell", "vae"), kl_image,
-         latent_channels=16, license="Apache-2.0 for FLUX.1-schnell (unverified)", aliases=("flux-vae",), **_SD,
+         latent_channels=16, license="Apache-2.0 for FLUX.1-schnell (unverified)", aliases=("flux-vae",), published="FLUX.1-dev", **_SD,
          description="FLUX.1 VAE (KL-f8, 16 ch), from FLUX.1-schnell; FLUX.1-dev's vae/ folder loads the same way "
                      "via --checkpoint")
 
@@ -336,6 +336,7 @@ for _f, _c, _data in ((32, 32, "in"), (64, 128, "in"), (128, 512, "in"), (32, 32
              Source("AutoencoderDC", f"mit-han-lab/dc-ae-f{_f}c{_c}-{_data}-1.0-diffusers"), dc_image,
              spatial_factor=_f, spatial_multiple=_f, latent_channels=_c, license="(unverified)",
              aliases=("dc-ae",) if (_f, _data) == (32, "in") else (),
+             published="DC-AE" if (_f, _data) == (32, "in") else None,
              description=f"Deep Compression AutoEncoder f{_f}c{_c} ({'ImageNet' if _data == 'in' else 'SANA'} "
                          f"1.0), deterministic")
 
@@ -343,12 +344,12 @@ for _f, _c, _data in ((32, 32, "in"), (64, 128, "in"), (128, 512, "in"), (32, 32
 
 register("cogvideox-vae", Source("AutoencoderKLCogVideoX", "THUDM/CogVideoX-2b", "vae", frame_multiple=8),
          kl_video, spatial_factor=8, temporal_factor=4, spatial_multiple=8, latent_channels=16,
-         license="Apache-2.0 for CogVideoX-2b (unverified)", aliases=("cogvideox-2b-vae",),
+         license="Apache-2.0 for CogVideoX-2b (unverified)", aliases=("cogvideox-2b-vae",), published="CogVideoX",
          description="CogVideoX VAE (4x8x8, 16 ch); the model itself needs T = 1 + 8k (it encodes 8-frame "
                      "batches), so 1 + 4k clips get the last frame repeated 4 times inside the adapter")
 register("hunyuanvideo-vae", Source("AutoencoderKLHunyuanVideo", "hunyuanvideo-community/HunyuanVideo", "vae"),
          kl_video, spatial_factor=8, temporal_factor=4, spatial_multiple=8, latent_channels=16,
-         license="Tencent Hunyuan Community (unverified)", aliases=("hunyuan-vae",),
+         license="Tencent Hunyuan Community (unverified)", aliases=("hunyuan-vae",), published="Hunyuan-Video",
          description="HunyuanVideo VAE (4x8x8, 16 ch); diffusers codes clips longer than 16 frames in "
                      "overlapping temporal tiles (its default)")
 register("wan2.1-vae", Source("AutoencoderKLWan", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "vae"), kl_video,

@@ -87,7 +87,8 @@ def release_spec(r: Release) -> TokenizerSpec:
         causal_first_frame=True, spatial_multiple=cfg.spatial_multiple, square_only=True,
         latent_channels=cfg.latent_channels, codebook_size=None if r.vae else cfg.n_codes,
         latent_bits=LATENT_BITS if r.vae else None, default_clip_frames=17, checkpoint=weights, license="MIT",
-        aliases=r.aliases, description=what + (f"; {r.attn_note}" if r.attn_note else ""))
+        aliases=r.aliases, published="OmniTokenizer" if r.name == "omni-vq-imagenet-k600" else None,
+        description=what + (f"; {r.attn_note}" if r.attn_note else ""))
 
 
 class OmniTokenizerAdapter(Tokenizer):
