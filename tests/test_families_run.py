@@ -47,8 +47,10 @@ IMAGE_SIZE = 64
 VIDEO_SHORT_SIDE = 64
 
 # (registry name, clip frames); one entry per model class
-IMAGE_FAMILIES = ["sd-vae-ft-mse", "dc-ae-f32c32-in", "cosmos-ci8x8", "cosmos-di16x16"]
-VIDEO_FAMILIES = [("cogvideox-vae", 9), ("hunyuanvideo-vae", 9), ("wan2.1-vae", 9), ("ltx-video-vae", 9),
+IMAGE_FAMILIES = ["sd-vae-ft-mse", "dc-ae-f32c32-in", "flux2-vae", "qwen-image-vae", "cosmos-ci8x8",
+                  "cosmos-di16x16"]
+VIDEO_FAMILIES = [("cogvideox-vae", 9), ("hunyuanvideo-vae", 9), ("hunyuanvideo1.5-vae", 9), ("wan2.1-vae", 9),
+                  ("wan2.2-vae", 9), ("ltx-video-vae", 9),
                   ("mochi-vae", 13), ("cosmos-cv4x8x8", 9), ("cosmos-dv8x16x16", 9)]
 CLI_FAMILY = "cosmos-di16x16"  # through the command line, with --allow-unsafe-checkpoint
 

@@ -75,9 +75,22 @@ def tiny_diffusers_config(name: str, timestep_conditioning: bool = False) -> tup
                          temporal_compression_ratio=4, sample_height=32, sample_width=32)
     if cls == "AutoencoderKLHunyuanVideo":
         return cls, dict(latent_channels=c, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=2)
+    if cls == "AutoencoderKLWan" and spec.spatial_factor == 16:  # Wan 2.2: 2x2 patchify + residual blocks
+        return cls, dict(base_dim=8, decoder_base_dim=8, z_dim=c, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                         temperal_downsample=[False, True, True], is_residual=True, patch_size=2,
+                         in_channels=12, out_channels=12, scale_factor_spatial=16, latents_mean=[0.0] * c,
+                         latents_std=[1.0] * c)
     if cls == "AutoencoderKLWan":
         return cls, dict(base_dim=4, z_dim=c, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                          temperal_downsample=[False, True, True])
+    if cls == "AutoencoderKLQwenImage":
+        return cls, dict(base_dim=4, z_dim=c, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                         temperal_downsample=[False, True, True])
+    if cls == "AutoencoderKLFlux2":
+        return cls, dict(block_out_channels=(8, 16, 16, 16), layers_per_block=1, norm_num_groups=4,
+                         latent_channels=c, sample_size=32)
+    if cls == "AutoencoderKLHunyuanVideo15":
+        return cls, dict(latent_channels=c, block_out_channels=(8, 8, 16, 32, 64), layers_per_block=1)
     if cls == "AutoencoderKLLTXVideo":
         return cls, dict(latent_channels=c, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
                          layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),

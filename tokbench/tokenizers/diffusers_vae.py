@@ -1,10 +1,12 @@
-"""diffusers autoencoders as tokenizers: the SD / SDXL / SD3.5 / FLUX.1 image VAEs (``AutoencoderKL``), DC-AE
-(``AutoencoderDC``) and the video VAEs of CogVideoX, HunyuanVideo, Wan 2.1, LTX-Video and Mochi.
+"""diffusers autoencoders as tokenizers: the SD / SDXL / SD3.5 / FLUX.1 image VAEs (``AutoencoderKL``), FLUX.2
+(``AutoencoderKLFlux2``), Qwen-Image, DC-AE (``AutoencoderDC``) and the video VAEs of CogVideoX, HunyuanVideo
+(1.0 and 1.5), Wan 2.1 / 2.2, LTX-Video and Mochi.
 
 Why these choices:
 
 * Input is [-1, 1] (the spec says so; the harness maps pixels there). Images are ``B,3,H,W``; an image model
   given a clip codes every frame on its own. Video models get ``B,3,T,H,W`` clips that satisfy their frame rule.
+  Image models built on a video architecture (Qwen-Image) take each frame as a one-frame clip ``B,3,1,H,W``.
 * KL models decode the posterior **mean** (``latent_dist.mode()``): deterministic, and what a reconstruction
   benchmark should measure. ``sample=true`` draws ``mean + std * noise`` from a CPU generator seeded with
   ``seed`` at every ``encode`` call (reproducible per batch, the same on CPU and GPU, unaffected by caching).
@@ -52,6 +54,8 @@ class Source:
     repo: str  # Hugging Face repo id
     subfolder: Optional[str] = None  # "vae" inside pipeline repos
     frame_multiple: Optional[int] = None  # the model's own rule T = 1 + k * m when stricter than the spec's
+    one_frame_clips: bool = False  # an image model that takes B,C,1,H,W (a video architecture used on images)
+    per_sample: bool = False  # the class mishandles batches > 1: always code one sample at a time (its slicing)
 
 
 SOURCES: dict[str, Source] = {}
@@ -180,11 +184,13 @@ class DiffusersVAE(ModuleTokenizer):
         self.model = model
         self.modules = [model]
         self.video = video
-        self.image_convolutions = not video
+        self.one_frame_clips = spec.name in SOURCES and SOURCES[spec.name].one_frame_clips
+        self.image_convolutions = not video and not self.one_frame_clips
         self.sample, self.seed = bool(sample), int(seed)
         self.frame_multiple = frame_multiple
         self.decode_timestep, self.decode_noise_scale = decode_timestep, decode_noise_scale
-        for wanted, mode in ((tiling, "tiling"), (slicing, "slicing")):
+        self.per_sample = spec.name in SOURCES and SOURCES[spec.name].per_sample
+        for wanted, mode in ((tiling, "tiling"), (slicing or self.per_sample, "slicing")):
             if wanted:
                 if not hasattr(model, f"use_{mode}"):
                     raise BadInputError(f"tokenizer {spec.name}: {type(model).__name__} has no {mode}")
@@ -197,7 +203,8 @@ class DiffusersVAE(ModuleTokenizer):
     def _model_input(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
         if not self.video:
-            return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+            frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+            return frames[:, :, None] if self.one_frame_clips else frames
         if self.frame_multiple and (t - 1) % self.frame_multiple:
             # the model's own rule is stricter than the spec's: repeat the last frame, crop after decoding
             extra = self.frame_multiple - (t - 1) % self.frame_multiple
@@ -214,7 +221,9 @@ class DiffusersVAE(ModuleTokenizer):
                 z = out.latent
             else:
                 z = dist.sample(generator=self.generator()) if self.sample else dist.mode()
-        if not self.video:  # (B*T, c, h, w) -> (B, c, T, h, w)
+        if not self.video:  # (B*T, c, [1,] h, w) -> (B, c, T, h, w)
+            if self.one_frame_clips:
+                z = z[:, :, 0]
             z = z.reshape(b, t, *z.shape[1:]).permute(0, 2, 1, 3, 4)
         return Encoded(bits=continuous_bits(z, self.spec.latent_bits), latents=z, payload={"frames": t})
 
@@ -224,7 +233,9 @@ class DiffusersVAE(ModuleTokenizer):
         if not self.video:
             c, h, w = z.shape[1], z.shape[3], z.shape[4]
             z = z.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-            if self.channels_last:
+            if self.one_frame_clips:
+                z = z[:, :, None]
+            elif self.channels_last:
                 z = z.contiguous(memory_format=torch.channels_last)
         kwargs = {}
         if self.decode_timestep is not None and self.model.config.get("timestep_conditioning", False):
@@ -232,6 +243,8 @@ class DiffusersVAE(ModuleTokenizer):
         with torch.inference_mode(), self.precision():
             y = self.model.decode(z, **kwargs).sample
         if not self.video:
+            if self.one_frame_clips:
+                y = y[:, :, 0]
             y = y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
         return y[:, :, :t].float()
 
@@ -249,6 +262,8 @@ class DiffusersVAE(ModuleTokenizer):
         d = super().describe()
         d["diffusers_class"] = type(self.model).__name__
         d["posterior"] = "sample" if self.sample else "mean"
+        if self.per_sample:
+            d["per_sample"] = "batches are coded one sample at a time (the class's batched causal attention is wrong)"
         try:
             import diffusers
 
@@ -365,3 +380,28 @@ register("mochi-vae", Source("AutoencoderKLMochi", "genmo/mochi-1-preview", "vae
          spatial_factor=8, temporal_factor=6, spatial_multiple=8, latent_channels=12,
          license="Apache-2.0 (unverified)",
          description="Mochi 1 VAE (6x8x8, 12 ch); T = 1 + 6k (the decoder drops the first 5 of 6 frames)")
+
+# ---------------------------------------------------------------- newest families (diffusers >= 0.36)
+
+register("flux2-vae", Source("AutoencoderKLFlux2", "black-forest-labs/FLUX.2-dev", "vae"), kl_image,
+         latent_channels=32, license="FLUX.2-dev non-commercial (unverified)", aliases=("flux.2-vae",), **_SD,
+         description="FLUX.2 VAE (KL-f8, 32 ch); the pipeline's 2x2 patchify and batch-norm only rescale the "
+                     "latents for the transformer, so encode -> decode here is the autoencoder itself; the hub repo "
+                     "is gated")
+register("qwen-image-vae", Source("AutoencoderKLQwenImage", "Qwen/Qwen-Image", "vae", one_frame_clips=True),
+         kl_image, latent_channels=16, license="Apache-2.0 (unverified)", aliases=("qwenimage-vae",), **_SD,
+         description="Qwen-Image VAE (KL-f8, 16 ch): a Wan-style causal video VAE used on images, so every "
+                     "frame is coded as a one-frame clip")
+register("wan2.2-vae", Source("AutoencoderKLWan", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", "vae"), kl_video,
+         spatial_factor=16, temporal_factor=4, spatial_multiple=16, latent_channels=48,
+         license="Apache-2.0 (unverified)", aliases=("wan22-vae", "wan2.2-ti2v-vae"),
+         description="Wan 2.2 TI2V-5B VAE (4x16x16, 48 ch: 2x2 patchify + 8x convolutions, residual), causal with "
+                     "a feature cache: frame 0, then 4-frame chunks")
+register("hunyuanvideo1.5-vae",
+         Source("AutoencoderKLHunyuanVideo15", "hunyuanvideo-community/HunyuanVideo-1.5-480p_t2v", "vae",
+                per_sample=True),
+         kl_video, spatial_factor=16, temporal_factor=4, spatial_multiple=16, latent_channels=32,
+         license="Tencent Hunyuan Community (unverified)", aliases=("hunyuanvideo15-vae", "hunyuan1.5-vae"),
+         description="HunyuanVideo 1.5 VAE (4x16x16, 32 ch), causal in time (T = 1 + 4k); every 480p/720p "
+                     "pipeline repo carries the same vae/ folder); coded one sample at a time, since diffusers' "
+                     "causal attention mask broadcasts wrongly for batches > 1 (0.42)")
