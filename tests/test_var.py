@@ -219,7 +219,7 @@ def test_cli_run_and_list(tmp_path):
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, "-m", "tokbench", "run", "--tokenizer", "var:patch_nums=1-2-3-4",
                         "--checkpoint", str(ckpt), "--suite", "text-face", "--limit", "4", "--resolution", "64",
-                        "--metrics", "text", "face", "psnr", "--quiet", "--out", str(out), "--name", "var"],
+                        "--metrics", "psnr", "--quiet", "--out", str(out), "--name", "var"],
                        capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     rep = load_report(out / "var")
