@@ -3,6 +3,11 @@
 Written from shared/reference/tokenizer-zoo/vavae.md. ``encode`` gives the diagonal-Gaussian posterior
 (channels split [mean | logvar], logvar clamped to [-30, 20]); ``decode`` is post_quant_conv -> decoder with
 no clamp (the caller clamps).
+
+Why not diffusers' ``AutoencoderKL`` behind a key rename (it holds these weights, see tests/test_vavae.py): its
+attention kernel and ``nn.SiLU`` differ from upstream's ``bmm``/softmax and ``x * sigmoid(x)`` in the last
+bits (about 1e-6 on the posterior, 1e-5 on the image), while this stack is bit-identical to LightningDiT's
+code and is the same stack VAR needs (with a fused qkv projection), so one implementation serves both.
 """
 from __future__ import annotations
 
