@@ -23,14 +23,14 @@ class BitTokenTokenizer(ModuleTokenizer):
     image_convolutions = True
 
     def __init__(self, spec: TokenizerSpec, model, *, bits: int, from_indices: bool = False,
-                 min_latent_side: int = 1, checkpoint_path: Optional[str] = None,
+                 min_latent_positions: int = 1, checkpoint_path: Optional[str] = None,
                  checkpoint_sha256: Optional[str] = None, notes: Optional[dict] = None):
         super().__init__(spec, checkpoint_path=checkpoint_path, checkpoint_sha256=checkpoint_sha256)
         self.model = model
         self.modules = [model]
         self.bits = int(bits)
         self.from_indices = bool(from_indices)
-        self.min_latent_side = min_latent_side
+        self.min_latent_positions = min_latent_positions
         self.notes = dict(notes or {})
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
@@ -38,7 +38,7 @@ class BitTokenTokenizer(ModuleTokenizer):
         f = self.spec.spatial_factor
         if h % f or w % f:
             raise BadInputError(f"tokenizer {self.spec.name}: {h}x{w} input; sides must be multiples of {f}")
-        if h // f * (w // f) < self.min_latent_side ** 2:
+        if (h // f) * (w // f) < self.min_latent_positions:
             raise BadInputError(f"tokenizer {self.spec.name}: {h}x{w} input gives a {h // f}x{w // f} latent; "
                                 f"the decoder's adaptive norms need at least 2 latent positions")
         return x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
@@ -64,7 +64,7 @@ class BitTokenTokenizer(ModuleTokenizer):
                 z = encoded.latents.permute(0, 2, 1, 3, 4)
                 y = self.model.decode(z.reshape(b * t, *z.shape[2:]).to(self.device))
         lo, hi = self.spec.input_range
-        y = y.float().clamp_(lo, hi)
+        y = y.float().clamp(lo, hi)
         return y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
 
     def describe(self) -> dict:

@@ -80,17 +80,16 @@ def load_open_magvit2(spec: TokenizerSpec, path: str | Path, *, allow_unsafe: bo
     try:
         loaded = build_model(obj, release_config(release))
     except CheckpointMismatch as e:
-        others = [r.name for r in RELEASES if r.name != spec.name]
-        raise BadInputError(f"tokenizer {spec.name}: checkpoint {path} does not fit: {e} "
-                            f"(other entries: {', '.join(others)})") from None
-    notes = {"weights_used": loaded.weights, "dropped_training_keys": loaded.dropped_keys}
+        raise BadInputError(f"tokenizer {spec.name}: checkpoint {path} does not fit: {e}") from None
+    notes = {"weights_used": loaded.weights, "dropped_training_keys": loaded.dropped_keys,
+             "superseded_training_weights": loaded.superseded_keys}
     if loaded.size_deviations:
         diff = ", ".join(f"{k}={got!r} (released: {want!r})" for k, (got, want) in loaded.size_deviations.items())
         warnings.warn(f"{spec.name}: {path} is not the released size ({diff}); built as the file says", stacklevel=2)
         notes["size_deviations"] = {k: list(v) for k, v in loaded.size_deviations.items()}
         spec = dataclasses.replace(spec, latent_channels=loaded.config.z_channels)
     return BitTokenTokenizer(spec, loaded.model, bits=loaded.config.z_channels, from_indices=from_indices,
-                             min_latent_side=2, checkpoint_path=str(path), checkpoint_sha256=sha256_file(path),
+                             min_latent_positions=2, checkpoint_path=str(path), checkpoint_sha256=sha256_file(path),
                              notes=notes)
 
 

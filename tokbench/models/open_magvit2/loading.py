@@ -29,7 +29,8 @@ class LoadedOpenMagvit2:
     model: OpenMagvit2
     config: OpenMagvit2Config
     weights: str  # "ema" or "raw"
-    dropped_keys: int = 0
+    dropped_keys: int = 0  # training-only keys (loss module, its EMA shadows, EMA bookkeeping)
+    superseded_keys: int = 0  # training copies of the weights, replaced by their EMA shadows
     size_deviations: dict = field(default_factory=dict)  # {field: (file value, released value)}
 
 
@@ -80,12 +81,12 @@ def build_model(obj: Any, expected: OpenMagvit2Config) -> LoadedOpenMagvit2:
             raise CheckpointMismatch(f"{len(missing)} EMA weights missing ({', '.join(missing[:4])}"
                                      f"{', ...' if len(missing) > 4 else ''})")
         load_exact(model, ema)
-        weights, used = "ema", len(ema)
+        weights, superseded = "ema", len(raw)
     else:
         load_exact(model, kept)
-        weights, used = "raw", len(kept)
+        weights, superseded = "raw", 0
     deviations = {k: (v, getattr(expected, k)) for k, v in cfg.to_dict().items()
                   if v != expected.to_dict()[k]}
-    return LoadedOpenMagvit2(model=model, config=cfg, weights=weights, dropped_keys=len(state) - used,
-                             size_deviations=deviations)
+    return LoadedOpenMagvit2(model=model, config=cfg, weights=weights, dropped_keys=len(state) - len(kept),
+                             superseded_keys=superseded, size_deviations=deviations)
 

@@ -192,7 +192,9 @@ class OpenMagvit2(nn.Module):
         return lfq_quantize(self.encoder(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        # upstream's quantiser hands the decoder a channels-last view (einops 'b h w c -> b c h w'); CPU kernels
+        # pick their algorithm by layout, so matching it keeps the output bitwise equal (1e-5 apart otherwise)
+        return self.decoder(z.contiguous(memory_format=torch.channels_last))
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.decoder(lfq_codes(indices, self.config.z_channels, self.decoder.conv_in.weight.dtype))
+        return self.decode(lfq_codes(indices, self.config.z_channels, self.decoder.conv_in.weight.dtype))
