@@ -94,9 +94,17 @@ def test_missing_checkpoint_is_one_line_naming_file_and_place():
 
 # -- full-size layouts (meta device) ------------------------------------------------------------------------
 
-def _res(prefix, cin, cout, names=("norm1", "conv1", "norm2", "conv2"), shortcut_in=None):
-    keys = {f"{prefix}.norm1.weight": (cin,), f"{prefix}.norm1.bias": (cin,), f"{prefix}.conv1.weight": (cout, cin, 3, 3),
-            f"{prefix}.norm2.weight": (cout,), f"{prefix}.norm2.bias": (cout,), f"{prefix}.conv2.weight": (cout, cout, 3, 3)}
+def _norm(prefix, c):
+    return {f"{prefix}.weight": (c,), f"{prefix}.bias": (c,)}
+
+
+def _conv(prefix, cout, cin, k, bias=True):
+    return {f"{prefix}.weight": (cout, cin, k, k), **({f"{prefix}.bias": (cout,)} if bias else {})}
+
+
+def _res(prefix, cin, cout, shortcut_in=None):
+    keys = {**_norm(f"{prefix}.norm1", cin), **_conv(f"{prefix}.conv1", cout, cin, 3, bias=False),
+            **_norm(f"{prefix}.norm2", cout), **_conv(f"{prefix}.conv2", cout, cout, 3, bias=False)}
     if cin != cout:
         keys[f"{prefix}.nin_shortcut.weight"] = (cout, shortcut_in or cin, 1, 1)
     return keys
@@ -111,11 +119,11 @@ def om2_layout(ch, mult, nrb, z) -> dict:
             k.update(_res(f"encoder.down.{i}.block.{j}", cin, ch * m))
             cin = ch * m
         if i < len(mult) - 1:
-            k.update({f"encoder.down.{i}.downsample.weight": (cin, cin, 3, 3), f"encoder.down.{i}.downsample.bias": (cin,)})
+            k.update(_conv(f"encoder.down.{i}.downsample", cin, cin, 3))
     for j in range(nrb):
         k.update(_res(f"encoder.mid_block.{j}", cin, cin))
-    k.update({"encoder.norm_out.weight": (cin,), "encoder.norm_out.bias": (cin,), "encoder.conv_out.weight": (z, cin, 1, 1),
-              "encoder.conv_out.bias": (z,), "decoder.conv_in.weight": (cin, z, 3, 3), "decoder.conv_in.bias": (cin,)})
+    k.update({**_norm("encoder.norm_out", cin), **_conv("encoder.conv_out", z, cin, 1),
+              **_conv("decoder.conv_in", cin, z, 3)})
     for j in range(nrb):
         k.update(_res(f"decoder.mid_block.{j}", cin, cin))
     for i in reversed(range(len(mult))):
@@ -125,10 +133,8 @@ def om2_layout(ch, mult, nrb, z) -> dict:
             k.update(_res(f"decoder.up.{i}.block.{j}", cin, ch * mult[i]))
             cin = ch * mult[i]
         if i > 0:
-            k.update({f"decoder.up.{i}.upsample.conv1.weight": (4 * cin, cin, 3, 3),
-                      f"decoder.up.{i}.upsample.conv1.bias": (4 * cin,)})
-    k.update({"decoder.norm_out.weight": (cin,), "decoder.norm_out.bias": (cin,), "decoder.conv_out.weight": (3, cin, 3, 3),
-              "decoder.conv_out.bias": (3,)})
+            k.update(_conv(f"decoder.up.{i}.upsample.conv1", 4 * cin, cin, 3))
+    k.update({**_norm("decoder.norm_out", cin), **_conv("decoder.conv_out", 3, cin, 3)})
     return k
 
 
@@ -155,22 +161,22 @@ def maskbit_layout(bits, hid=128, mult=(1, 1, 2, 2, 4), nrb=2) -> dict:
         for j in range(nrb):
             k.update(_res(f"encoder.down.{i}.res_blocks.{j}", cin if j == 0 else cout, cout, shortcut_in=cout))
         if i < len(mult) - 1:
-            k.update({f"encoder.down.{i}.down_conv.weight": (cout, cout, 3, 3), f"encoder.down.{i}.down_conv.bias": (cout,)})
+            k.update(_conv(f"encoder.down.{i}.down_conv", cout, cout, 3))
     c = hid * mult[-1]
     for j in range(nrb):
         k.update(_res(f"encoder.mid.res_blocks.{j}", c, c))
         k.update(_res(f"decoder.mid.res_blocks.{j}", c, c))
-    k.update({"encoder.norm_out.weight": (c,), "encoder.norm_out.bias": (c,), "encoder.conv_out.weight": (bits, c, 1, 1),
-              "encoder.conv_out.bias": (bits,), "decoder.conv_in.weight": (c, bits, 3, 3), "decoder.conv_in.bias": (c,)})
+    k.update({**_norm("encoder.norm_out", c), **_conv("encoder.conv_out", bits, c, 1),
+              **_conv("decoder.conv_in", c, bits, 3)})
     m = mult + (mult[-1],)
     for u, i in enumerate(reversed(range(len(mult)))):
         cin, cout = hid * m[i + 1], hid * m[i]
         for j in range(nrb):
             k.update(_res(f"decoder.up.{u}.res_blocks.{j}", cin if j == 0 else cout, cout, shortcut_in=cout))
         if i > 0:
-            k.update({f"decoder.up.{u}.upsample_conv.weight": (cout, cout, 3, 3), f"decoder.up.{u}.upsample_conv.bias": (cout,)})
-    k.update({"decoder.norm_out.weight": (hid,), "decoder.norm_out.bias": (hid,), "decoder.conv_out.weight": (3, hid, 3, 3),
-              "decoder.conv_out.bias": (3,), "quantize.bits_to_indices": (bits,), "quantize.codebook": (2 ** bits, bits)})
+            k.update(_conv(f"decoder.up.{u}.upsample_conv", cout, cout, 3))
+    k.update({**_norm("decoder.norm_out", hid), **_conv("decoder.conv_out", 3, hid, 3),
+              "quantize.bits_to_indices": (bits,), "quantize.codebook": (2 ** bits, bits)})
     return k
 
 

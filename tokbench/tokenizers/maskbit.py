@@ -28,8 +28,9 @@ PUBLISHED_BITS = 12
 def release_spec(bits: int) -> TokenizerSpec:
     file = f"maskbit_tokenizer_{bits}bit.bin"
     weights = register_weights(WeightFile(
-        name=f"maskbit-tokenizer-{bits}bit", filename=f"maskbit/{file}", hub_repo=f"markweber/maskbit_tokenizer_{bits}bit",
-        hub_filename=file, license=LICENSE, description=f"MaskBit VQGAN+ tokenizer, {bits}-bit LFQ tokens"))
+        name=f"maskbit-tokenizer-{bits}bit", filename=f"maskbit/{file}",
+        hub_repo=f"markweber/maskbit_tokenizer_{bits}bit", hub_filename=file, license=LICENSE,
+        description=f"MaskBit VQGAN+ tokenizer, {bits}-bit LFQ tokens"))
     note = "; 18-bit file: one bit is constant (README), 17 used" if bits == 18 else ""
     if bits == PUBLISHED_BITS:
         note += "; TokBench 'MaskBit' row assumed to be this file (unconfirmed)"
