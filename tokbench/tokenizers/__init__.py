@@ -4,6 +4,7 @@ from tokbench.tokenizers.registry import (TOKENIZERS, create_tokenizer, list_tok
                                           register_tokenizer)
 
 from tokbench.tokenizers import codecs, cosmos, diffusers_vae, omni, video_codecs  # noqa: F401,E402
+from tokbench.tokenizers import chameleon, llamagen, taming  # noqa: F401,E402
 
 __all__ = ["Encoded", "Tokenizer", "TokenizerSpec", "continuous_bits", "discrete_bits", "TOKENIZERS",
            "create_tokenizer", "list_tokenizers", "parse_tokenizer_arg", "register_tokenizer"]
