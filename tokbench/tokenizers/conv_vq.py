@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 
@@ -27,6 +27,9 @@ from tokbench.tokenizers.base import Encoded, TokenizerSpec, discrete_bits
 from tokbench.tokenizers.registry import register_tokenizer
 from tokbench.tokenizers.torch_module import ModuleTokenizer
 from tokbench.weights import WeightFile, register_weights, resolve
+
+if TYPE_CHECKING:
+    from tokbench.models.vqgan import VQGANConfig
 
 DECODE_PATHS = ("quant", "indices")
 
@@ -47,7 +50,7 @@ class Release:
     name: str
     family: str
     file: str  # local path under the weights dir
-    config: "object"  # tokbench.models.vqgan.VQGANConfig (imported lazily)
+    config: "VQGANConfig"  # the released architecture
     decode_from: str  # the path upstream's (TokBench's) evaluation decodes: "quant" or "indices"
     decode_note: str  # which upstream script does that
     containers: tuple[str, ...] = ("state_dict",)  # where the weights sit in the file, upstream's order
@@ -132,7 +135,7 @@ def _other_releases(r: Release, identity: dict) -> list[str]:
     for other in RELEASES.values():
         if other.family != r.family or other.name == r.name:
             continue
-        if all(getattr(other.config, "levels" if k == "levels" else k) == got for k, (got, _) in identity.items()):
+        if all(getattr(other.config, k) == got for k, (got, _) in identity.items()):
             names.append(other.name)
     return names
 
