@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from vqgan_fixtures import (lightning_checkpoint, llamagen_checkpoint, random_vqgan, save_checkpoint, tiny_config,
-                            write_tiny_checkpoint)
-from tokbench.errors import BadInputError, MissingWeightsError
+from vqgan_fixtures import (lightning_checkpoint, llamagen_checkpoint, pickled_class, random_vqgan, save_checkpoint,
+                            tiny_config, write_tiny_checkpoint)
+from tokbench.errors import BadInputError, MissingWeightsError, UnsafeCheckpointError
 from tokbench.models.vqgan import VQGAN, VQGANConfig, build_model, taming_attn_levels
 from tokbench.tokenizers.conv_vq import RELEASES
 from tokbench.tokenizers.registry import create_tokenizer, get_entry, weights_status
@@ -206,6 +206,13 @@ def test_lightning_callback_class_key_needs_no_unsafe_opt_in(tmp_path):
     with pytest.warns(UserWarning):
         tok = create_tokenizer("taming-vqgan-imagenet-f16-16384", checkpoint=str(path))
     assert tok.describe()["dropped_training_keys"] == 4
+    # any other global still needs the opt-in, and the message names only that one
+    obj = lightning_checkpoint(random_vqgan(tiny_config("taming-vqgan-imagenet-f16-16384"), 0))
+    obj["hparams_type"] = pickled_class("omegaconf.dictconfig", "DictConfig")
+    other = save_checkpoint(obj, tmp_path / "other.ckpt")
+    with pytest.raises(UnsafeCheckpointError) as err:
+        create_tokenizer("taming-vqgan-imagenet-f16-16384", checkpoint=str(other))
+    assert "omegaconf.dictconfig.DictConfig" in str(err.value) and "ModelCheckpoint" not in str(err.value)
 
 
 def test_full_size_upstream_file_loads(tmp_path):

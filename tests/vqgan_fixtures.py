@@ -64,11 +64,15 @@ def llamagen_checkpoint(model: VQGAN, ema: VQGAN | None = None) -> dict:
     return ckpt
 
 
+def pickled_class(module: str, name: str) -> type:
+    """A class that pickles under ``module.name`` (with ``save_checkpoint``), without that package installed."""
+    return type(name, (), {"__module__": module})
+
+
 def _model_checkpoint_class():
     """A class pickled under pytorch_lightning's ``ModelCheckpoint`` name (no pytorch_lightning needed)."""
     name = "pytorch_lightning.callbacks.model_checkpoint"
-    cls = type("ModelCheckpoint", (), {"__module__": name})
-    return cls, name
+    return pickled_class(name, "ModelCheckpoint"), name
 
 
 def lightning_checkpoint(model: VQGAN) -> dict:
@@ -90,7 +94,8 @@ def save_checkpoint(obj: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     modules = {}
-    for key in obj.get("callbacks", {}) if isinstance(obj.get("callbacks"), dict) else ():
+    classes = [k for k in obj.get("callbacks", {}) if isinstance(k, type)] if isinstance(obj.get("callbacks"), dict) else []
+    for key in classes + [v for v in obj.values() if isinstance(v, type)]:
         if isinstance(key, type):
             parts = key.__module__.split(".")
             for i in range(1, len(parts) + 1):
