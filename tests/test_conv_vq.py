@@ -14,7 +14,7 @@ import torch
 from vqgan_fixtures import (lightning_checkpoint, llamagen_checkpoint, pickled_class, random_vqgan, save_checkpoint,
                             tiny_config, write_tiny_checkpoint)
 from tokbench.errors import BadInputError, MissingWeightsError, UnsafeCheckpointError
-from tokbench.models.vqgan import VQGAN, VQGANConfig, build_model, taming_attn_levels
+from tokbench.models.vqgan import VQGAN, VQGANConfig, taming_attn_levels
 from tokbench.tokenizers.conv_vq import RELEASES
 from tokbench.tokenizers.registry import create_tokenizer, get_entry, weights_status
 
@@ -62,7 +62,8 @@ def test_specs_and_published_rows():
         assert row is None or row in methods
         assert (spec.checkpoint.hub_repo, spec.checkpoint.hub_filename) == (hub, hub_file)
     assert get_entry("vqgan").spec.name == "taming-vqgan-imagenet-f16-16384"
-    assert get_entry("llamagen").spec.name == "llamagen-vq16-c2i" and get_entry("chameleon").spec.name == "chameleon-vqgan"
+    assert get_entry("llamagen").spec.name == "llamagen-vq16-c2i"
+    assert get_entry("chameleon").spec.name == "chameleon-vqgan"
     assert get_entry("llamagen").option_names() == ["decode_from", "channels_last"]
 
 
@@ -114,7 +115,8 @@ def test_full_size_taming_and_chameleon_key_layout():
     assert {k.split(".attn.")[0] for k in t16384 if ".attn." in k} == {"encoder.down.4", "decoder.up.4"}
     assert t16384["decoder.up.4.block.2.conv1.weight"] == (512, 512, 3, 3)
     assert t16384["decoder.up.1.block.0.nin_shortcut.weight"] == (128, 256, 1, 1)
-    assert "decoder.up.1.upsample.conv.weight" in t16384 and not any(k.startswith("decoder.up.0.upsample") for k in t16384)
+    assert "decoder.up.1.upsample.conv.weight" in t16384
+    assert not any(k.startswith("decoder.up.0.upsample") for k in t16384)
     assert "encoder.mid.attn_1.q.weight" in t16384 and "decoder.mid.block_2.conv2.weight" in t16384
     assert not any("temb" in k for k in t16384)
     # Chameleon: the same minus every level attention (attn_resolutions: [])

@@ -90,17 +90,17 @@ def lightning_checkpoint(model: VQGAN) -> dict:
 
 
 def save_checkpoint(obj: dict, path: str | Path) -> Path:
-    """``torch.save`` with pytorch_lightning's callback class importable for the pickler (and removed after)."""
+    """``torch.save`` with the classes the file pickles by name (callback keys, top-level values) importable for
+    the pickler, under stand-in modules that are removed again after."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     modules = {}
-    classes = [k for k in obj.get("callbacks", {}) if isinstance(k, type)] if isinstance(obj.get("callbacks"), dict) else []
-    for key in classes + [v for v in obj.values() if isinstance(v, type)]:
-        if isinstance(key, type):
-            parts = key.__module__.split(".")
-            for i in range(1, len(parts) + 1):
-                modules[".".join(parts[:i])] = types.ModuleType(".".join(parts[:i]))
-            setattr(modules[key.__module__], key.__name__, key)
+    callbacks = obj.get("callbacks") if isinstance(obj.get("callbacks"), dict) else {}
+    for cls in [k for k in callbacks if isinstance(k, type)] + [v for v in obj.values() if isinstance(v, type)]:
+        parts = cls.__module__.split(".")
+        for i in range(1, len(parts) + 1):
+            modules.setdefault(".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
+        setattr(modules[cls.__module__], cls.__name__, cls)
     saved = {name: sys.modules.get(name) for name in modules}
     sys.modules.update(modules)
     try:

@@ -115,7 +115,8 @@ class ConvVQTokenizer(ModuleTokenizer):
                     raise BadInputError(f"tokenizer {self.spec.name}: decode_from=quant needs the encoder's latents")
                 y = self.model.decode(encoded.latents.to(self.device))
             else:
-                y = self.model.decode_indices(encoded.indices.to(self.device).reshape(b * t, *encoded.indices.shape[2:]))
+                indices = encoded.indices.to(self.device)
+                y = self.model.decode_indices(indices.reshape(b * t, *indices.shape[2:]))
         y = y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
         return y.float()
 

@@ -35,7 +35,8 @@ def _release(name, downsampling, file, hub, what, **kw) -> Release:
 for _r in (
         _release("llamagen-vq16-c2i", 16, "vq_ds16_c2i.pt", HUB_C2I, "class-conditional, ImageNet; README rFID 2.19 "
                  "at 256", published="LlamaGen", aliases=("llamagen", "llamagen-vq16")),
-        _release("llamagen-vq8-c2i", 8, "vq_ds8_c2i.pt", HUB_C2I, "class-conditional, ImageNet; README rFID 0.59 at 256",
+        _release("llamagen-vq8-c2i", 8, "vq_ds8_c2i.pt", HUB_C2I,
+                 "class-conditional, ImageNet; README rFID 0.59 at 256",
                  published="LlamaGen (F8)", aliases=("llamagen-vq8",)),
         _release("llamagen-vq16-t2i", 16, "vq_ds16_t2i.pt", HUB_T2I, "text-to-image, LAION COCO 50M + internal 10M")):
     register_release(_r)
