@@ -73,6 +73,7 @@ def _load_safetensors(path: Path, map_location, label: str) -> dict[str, torch.T
 def _blocked_globals(path: Path, error: Exception, allowed: list) -> list[str]:
     """The globals the pickle needs beyond ``allowed`` (empty when the file is simply unreadable)."""
     allowed_names = {f"{g.__module__}.{g.__qualname__}" for g in allowed if hasattr(g, "__qualname__")}
+    allowed_names |= {g[1] for g in allowed if isinstance(g, tuple)}  # (stand-in, "pickled.name") entries
     try:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))  # zip-format files
     except Exception:

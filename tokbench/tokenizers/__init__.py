@@ -4,7 +4,8 @@ from tokbench.tokenizers.registry import (TOKENIZERS, create_tokenizer, list_tok
                                           register_tokenizer)
 
 from tokbench.tokenizers import codecs, cosmos, diffusers_vae, omni, video_codecs  # noqa: F401,E402
-from tokbench.tokenizers import maskbit, open_magvit2, var, vavae  # noqa: F401,E402
+from tokbench.tokenizers import (chameleon, llamagen, maskbit, open_magvit2, taming, var,  # noqa: F401,E402
+                                 vavae)
 
 __all__ = ["Encoded", "Tokenizer", "TokenizerSpec", "continuous_bits", "discrete_bits", "TOKENIZERS",
            "create_tokenizer", "list_tokenizers", "parse_tokenizer_arg", "register_tokenizer"]
