@@ -41,6 +41,56 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def make_temp_dir(parent: Path, name: str) -> Path:
+    """A hidden temporary sibling folder that follows the umask (mkdtemp alone makes it 0700)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return tmp
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Put the finished folder ``new`` at ``final`` as one unit: a reader sees the old folder or the new one,
+    never a mix. Where ``final`` exists it is swapped atomically (``new`` then holds the old folder, for the
+    caller to delete); without renameat2 the old folder is renamed aside first (a reader may briefly find
+    no folder, never a mixed one)."""
+    import errno
+    import uuid
+
+    for _ in range(100):  # concurrent writers of one name: retry until one rename wins
+        try:
+            os.rename(new, final)
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if _exchange(new, final):
+            return
+        aside = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.old")
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:
+            continue
+        os.rename(new, final)
+        os.rename(aside, new)  # the caller deletes ``new`` (now the old folder)
+        return
+    raise OSError(f"could not move {new} to {final}: it keeps being replaced by another process")
+
+
 class Cache:
     def __init__(self, root: Optional[Path] = None):
         self.root = Path(root) if root else cache_root() / "results"

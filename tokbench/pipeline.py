@@ -79,8 +79,20 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "-", text).strip("-")
 
 
-def run_name(cfg: RunConfig, tok_label: str, resolutions: Iterable[int]) -> str:
+def run_name(cfg: RunConfig, tok_label: str, resolutions: Iterable[int], checkpoint_sha256: Optional[str] = None
+             ) -> str:
+    """Everything that changes the numbers is in the name (two checkpoints never share a folder)."""
     parts = [slug(tok_label), cfg.suite, cfg.protocol, "r" + "-".join(str(r) for r in resolutions)]
+    if cfg.checkpoint:
+        sha = checkpoint_sha256 or ""
+        parts.append("ckpt-" + (sha if re.fullmatch(r"[0-9a-f]{64}", sha) else
+                                digest(sha or str(Path(cfg.checkpoint).resolve())))[:12])
+    if not cfg.device.startswith("cpu"):
+        parts.append(cfg.device.split(":")[0])
+    if cfg.dtype != "fp32":
+        parts.append(cfg.dtype)
+    if cfg.clip_frames:
+        parts.append(f"clip{cfg.clip_frames}")
     if cfg.limit:
         parts.append(f"limit{cfg.limit}")
     if cfg.datasets:
@@ -403,7 +415,8 @@ def run(cfg: RunConfig | None = None, **kwargs) -> Report:
         rows, sets = runner.assemble(results, units)
         with runner.timer.stage("report"):
             summary = summarize(rows)
-        path = Path(cfg.out) / (cfg.name or run_name(cfg, runner.tokenizer.label, runner.resolutions))
+        path = Path(cfg.out) / (cfg.name or run_name(cfg, runner.tokenizer.label, runner.resolutions,
+                                                 runner.tokenizer.checkpoint_sha256))
         report = Report(path, rows, summary, sets, {})
         report.manifest = runner.manifest(time.perf_counter() - t0, started)
         report.manifest["config"] = asdict(cfg)
