@@ -135,6 +135,8 @@ class Runner:
         # entries a loader left out under --skip-bad (bad annotations, missing files) are listed too
         self.skipped: list[tuple[str, str]] = [(f"{ds.name}/{i}", why) for ds in self.datasets
                                                for i, why in getattr(ds, "skipped", [])]
+        for entry, why in self.skipped:
+            self.log(f"skipped {entry}: {why}")
         self.items_computed = 0
         self.items_cached = 0
 
@@ -411,7 +413,8 @@ def run(cfg: RunConfig | None = None, **kwargs) -> Report:
             skipped += part_skipped
             computed += part_computed
             cached += part_cached
-        runner.skipped, runner.items_computed, runner.items_cached = sorted(skipped), computed, cached
+        # annotation-level skips are found by every rank: listed once
+        runner.skipped, runner.items_computed, runner.items_cached = sorted(set(map(tuple, skipped))), computed, cached
         rows, sets = runner.assemble(results, units)
         with runner.timer.stage("report"):
             summary = summarize(rows)
