@@ -252,3 +252,51 @@ def _umask() -> int:
     m = os.umask(0o022)
     os.umask(m)
     return m
+
+
+# ------------------------------------------------------------------------------ 3. cache integrity
+
+
+def test_damaged_item_entries_are_recomputed_with_a_warning(tmp_path, capsys):
+    first = run(quick_cfg(tmp_path))
+    entries = sorted((tmp_path / "cache" / "items").rglob("*.json"))
+    assert len(entries) == 2
+    torn, edited = entries
+    torn.write_bytes(torn.read_bytes()[:20])
+    edited.write_text(edited.read_text().replace('"PSNR": ', '"PSNR": 1'))  # a plausible, wrong number
+    capsys.readouterr()
+    again = run(quick_cfg(tmp_path))
+    err = capsys.readouterr().err
+    assert f"cache entry {torn}" in err and f"cache entry {edited}" in err and "checksum mismatch" in err
+    pd.testing.assert_frame_equal(again.rows, first.rows)
+    assert again.manifest["items_computed"] == 2
+    third = run(quick_cfg(tmp_path))  # the entries were replaced: now hits again
+    assert third.manifest["items_cached"] == 2
+    pd.testing.assert_frame_equal(third.rows, first.rows)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "edited", "wrong-structure"])
+def test_damaged_cache_entries_are_misses(damage, tmp_path):
+    from tokbench.cache import Cache
+
+    warnings = []
+    c = Cache(tmp_path, warn=warnings.append)
+    c.put_arrays("ref", "ab12", {"mu": np.arange(4.0), "n": np.array(4)})
+    c.put_json("ref", "ab12", {"v": [1.0, 2.0]})
+    npz, js = c._path("ref", "ab12", ".npz"), c._path("ref", "ab12", ".json")
+    if damage == "truncated":
+        npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+        js.write_bytes(js.read_bytes()[:10])
+    elif damage == "edited":
+        arrays = dict(np.load(npz))
+        arrays["mu"] = arrays["mu"] + 1
+        np.savez(npz, **arrays)
+        js.write_text(js.read_text().replace("2.0", "3.0"))
+    else:
+        np.savez(npz, other=np.zeros(2))
+        js.write_text('["not", "an", "entry"]')
+    assert c.get_arrays("ref", "ab12") is None and c.get_json("ref", "ab12") is None
+    assert len(warnings) == 2 and str(npz) in warnings[0] and str(js) in warnings[1]
+    c.put_arrays("ref", "ab12", {"mu": np.arange(4.0)})
+    c.put_json("ref", "ab12", {"v": [1.0]})
+    assert np.array_equal(c.get_arrays("ref", "ab12")["mu"], np.arange(4.0)) and c.get_json("ref", "ab12") == {"v": [1.0]}

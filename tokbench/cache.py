@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -91,24 +92,61 @@ def replace_dir(new: Path, final: Path) -> None:
     raise OSError(f"could not move {new} to {final}: it keeps being replaced by another process")
 
 
+def _json_text(value: Any) -> str:
+    return json.dumps(value, allow_nan=True, sort_keys=True)
+
+
+def _arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+_SHA_KEY = "__sha256__"
+
+
 class Cache:
-    def __init__(self, root: Optional[Path] = None):
+    """Entries carry the sha256 of their value: a torn, truncated or edited entry is never used; it is
+    reported, recomputed and replaced."""
+
+    def __init__(self, root: Optional[Path] = None, warn=None):
         self.root = Path(root) if root else cache_root() / "results"
+        self.warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+        self.damaged = 0
 
     def _path(self, namespace: str, key: str, ext: str) -> Path:
         return self.root / namespace / key[:2] / f"{key}{ext}"
+
+    def _damaged(self, p: Path, why: str) -> None:
+        self.damaged += 1
+        if self.damaged <= 5:  # a cache from an older tokbench would otherwise print one line per entry
+            self.warn(f"cache entry {p} is damaged ({why}); recomputing and replacing it"
+                      + ("; further damaged entries are replaced silently" if self.damaged == 5 else ""))
 
     def get_json(self, namespace: str, key: str) -> Optional[Any]:
         p = self._path(namespace, key, ".json")
         if not p.is_file():
             return None
         try:
-            return json.loads(p.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None  # a corrupt entry is a miss; it is recomputed and rewritten
+            doc = json.loads(p.read_bytes().decode("utf-8"))
+        except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            self._damaged(p, f"unreadable: {type(e).__name__}")
+            return None
+        if not isinstance(doc, dict) or set(doc) != {"sha256", "value"}:
+            self._damaged(p, "not a tokbench cache entry")
+            return None
+        if hashlib.sha256(_json_text(doc["value"]).encode()).hexdigest() != doc["sha256"]:
+            self._damaged(p, "checksum mismatch")
+            return None
+        return doc["value"]
 
     def put_json(self, namespace: str, key: str, value: Any) -> None:
-        atomic_write_bytes(self._path(namespace, key, ".json"), json.dumps(value, allow_nan=True).encode())
+        text = _json_text(value)
+        doc = '{"sha256": "%s", "value": %s}' % (hashlib.sha256(text.encode()).hexdigest(), text)
+        atomic_write_bytes(self._path(namespace, key, ".json"), doc.encode())
 
     def get_arrays(self, namespace: str, key: str) -> Optional[dict[str, np.ndarray]]:
         p = self._path(namespace, key, ".npz")
@@ -116,15 +154,21 @@ class Cache:
             return None
         try:
             with np.load(p, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError):
+                arrays = {k: z[k] for k in z.files}
+        except Exception as e:  # zipfile.BadZipFile, EOFError, OSError, ValueError ... for a torn file
+            self._damaged(p, f"unreadable: {type(e).__name__}")
             return None
+        stored = arrays.pop(_SHA_KEY, None)
+        if stored is None or str(stored) != _arrays_sha256(arrays):
+            self._damaged(p, "checksum mismatch" if stored is not None else "no checksum")
+            return None
+        return arrays
 
     def put_arrays(self, namespace: str, key: str, arrays: dict[str, np.ndarray]) -> None:
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez(buf, **arrays, **{_SHA_KEY: np.array(_arrays_sha256(arrays))})
         atomic_write_bytes(self._path(namespace, key, ".npz"), buf.getvalue())
 
     def count(self, namespace: str) -> int:
