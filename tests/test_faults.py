@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import struct
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -300,3 +301,188 @@ def test_damaged_cache_entries_are_misses(damage, tmp_path):
     c.put_arrays("ref", "ab12", {"mu": np.arange(4.0)})
     c.put_json("ref", "ab12", {"v": [1.0]})
     assert np.array_equal(c.get_arrays("ref", "ab12")["mu"], np.arange(4.0)) and c.get_json("ref", "ab12") == {"v": [1.0]}
+
+
+# ------------------------------------------------------------------------------ 6 + 10. tokenizer errors, plugins
+
+PLUGIN = '''
+import torch
+from tokbench.tokenizers import Encoded, Tokenizer, TokenizerSpec, register_tokenizer
+
+
+class Faulty(Tokenizer):
+    """Identity for its first call, then fails the way ``mode`` says."""
+
+    def __init__(self, spec, mode):
+        super().__init__(spec)
+        self.mode, self.calls = mode, 0
+
+    def encode(self, x):
+        self.calls += 1
+        if self.calls > 1 and self.mode == "raise":
+            raise RuntimeError("shape '[1, 4, 32]' is invalid for input of size 96")
+        if self.calls > 1 and self.mode == "oom":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return Encoded(bits=torch.full((x.shape[0],), 8.0), latents=x)
+
+    def decode(self, enc):
+        return None if self.calls > 1 and self.mode == "nothing" else enc.latents
+
+
+@register_tokenizer(TokenizerSpec(name="faulty", family="test", kind="baseline"))
+def faulty(spec, *, mode="raise"):
+    return Faulty(spec, mode)
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin_file(tmp_path_factory) -> Path:
+    f = tmp_path_factory.mktemp("plugin") / "faults_plugin.py"
+    f.write_text(PLUGIN)
+    return f
+
+
+@pytest.mark.parametrize("mode,needle", [
+    ("raise", "RuntimeError: shape '[1, 4, 32]' is invalid for input of size 96"),
+    ("oom", "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB; try a smaller --batch-size (this call had 2)"),
+    ("nothing", "returned NoneType, not a tensor"),
+])
+def test_tokenizer_errors_name_tokenizer_and_item(mode, needle, plugin_file, tmp_path, capsys):
+    import tokbench.builtin_suites  # noqa: F401  (registers package-images)
+    from tokbench.data.dataset import get_dataset
+
+    ids = [it.id for it in get_dataset("package-images").items[:4]]
+    rc, _, err = cli(capsys, "run", "--plugin", plugin_file, "-t", f"faulty:mode={mode}", "-s", "text-face",
+                     "--data", "package-images", "--limit", 4, "--batch-size", 2, "-r", 256, "--metrics", "psnr",
+                     "--quiet", "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache")
+    line = one_error(err)
+    assert rc == 2 and f"tokenizer faulty:mode={mode}" in line and needle in line, line
+    assert ids[2] in line  # the second batch (items 3-4) failed ...
+    assert len(list((tmp_path / "cache" / "items").rglob("*.json"))) == 2  # ... the first one is kept
+
+
+def test_plugin_option_and_entry_point_group(plugin_file, tmp_path, capsys, monkeypatch):
+    rc, out, err = cli(capsys, "list", "--plugin", plugin_file)
+    assert rc == 0 and "faulty" in out, err
+    rc, _, err = cli(capsys, "list", "--plugin", "no_such_tokbench_plugin")
+    assert rc == 2 and "--plugin no_such_tokbench_plugin: cannot import it" in one_error(err)
+    # an installed package declares the group; importing its module registers the tokenizer
+    site = tmp_path / "site"
+    (site / "faults_ep_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "faults_ep_plugin-0.1.dist-info" / "METADATA").write_text("Name: faults-ep-plugin\nVersion: 0.1\n")
+    (site / "faults_ep_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[tokbench.tokenizers]\nfaulty-ep = faults_ep_plugin\n")
+    (site / "faults_ep_plugin.py").write_text(PLUGIN.replace('name="faulty"', 'name="faulty-ep"'))
+    monkeypatch.syspath_prepend(str(site))
+    from tokbench.tokenizers.registry import create_tokenizer, load_entry_point_plugins
+
+    assert "faulty-ep" in load_entry_point_plugins()
+    assert create_tokenizer("faulty-ep").spec.name == "faulty-ep"
+
+
+# ------------------------------------------------------------------------------ 7. unusable output folders
+
+
+@pytest.mark.parametrize("where", ["out-is-a-file", "out-under-a-file", "out-read-only", "cache-is-a-file"])
+def test_unusable_folders_are_refused_before_any_work(where, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    if where == "out-is-a-file":
+        out = tmp_path / "file"
+    elif where == "out-under-a-file":
+        out = tmp_path / "file" / "reports"
+    elif where == "out-read-only":
+        out = Path("/sys/tokbench-faults")  # read-only even for root (sysfs); chmod would not stop root
+        try:
+            out.mkdir()
+            out.rmdir()
+            pytest.skip("no read-only folder available on this machine")
+        except OSError:
+            pass
+    else:
+        cache = tmp_path / "file"
+    t0 = time.perf_counter()
+    rc, _, err = cli(capsys, "run", "-t", "jpeg", "-s", "text-face", "--data", "package-images", "--limit", 2,
+                     "-r", 256, "--metrics", "psnr", "--quiet", "--out", out, "--cache-dir", cache)
+    line = one_error(err)
+    assert rc == 2 and str(out if "out" in where else cache) in line, line
+    assert not (tmp_path / "cache" / "items").exists()  # nothing was computed
+
+
+def test_disk_full_while_writing_the_report_is_one_line(tmp_path):
+    """RLIMIT_FSIZE makes writes past a size fail with EFBIG, as a full disk fails with ENOSPC."""
+    import resource
+
+    run(quick_cfg(tmp_path))  # items cached
+    errfile = tmp_path / "stderr"
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            sys.stderr = open(errfile, "w")
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+            code = main(["run", "-t", "jpeg", "-s", "text-face", "--data", "package-images", "--limit", "2", "-r",
+                         "256", "--metrics", "psnr", "--quiet", "--out", str(tmp_path / "full"),
+                         "--cache-dir", str(tmp_path / "cache"), "--name", "r"])
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    err = errfile.read_text()
+    assert os.waitstatus_to_exitcode(status) == 2, err
+    line = one_error(err)
+    assert "cannot write the report" in line and "File too large" in line and "rerun" in line, line
+    assert not (tmp_path / "full" / "r").exists()  # no half-written report folder
+
+
+# ------------------------------------------------------------------------------ 10. smaller items
+
+
+def test_skip_bad_run_that_scores_nothing_fails(tmp_path, capsys):
+    root = build_release(tmp_path / "TokBench")
+    for name in ("img_1.png", "img_2.png"):
+        (root / "images/text_data/ic13" / name).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    rc, _, err = cli(capsys, "run", "-t", "identity", "-s", "text-face", "-r", 256, "--metrics", "psnr", "--quiet",
+                     "--data", f"tokbench:{root}:ic13", "--out", tmp_path / "out", "--name", "r",
+                     "--cache-dir", tmp_path / "cache", "--skip-bad")
+    line = one_error(err)
+    assert rc == 2 and "nothing was scored: 2 item(s) skipped" in line and "img_1.png" in line, line
+    assert len(load_report(tmp_path / "out" / "r").manifest["skipped"]) == 2  # the list is still written
+
+
+def test_summary_json_has_no_home_paths(good_report, tmp_path, monkeypatch):
+    rep = load_report(good_report)
+    home = str(Path.home())
+    rep.manifest = {**rep.manifest, "unavailable": {"rfid": f"weights missing: {home}/.cache/tokbench/pt_inception.pth"}}
+    rep.path = tmp_path / "r"
+    rep.write()
+    text = (tmp_path / "r" / "summary.json").read_text()
+    assert home not in text and "~/.cache/tokbench/pt_inception.pth" in text
+    assert home in (tmp_path / "r" / "manifest.json").read_text()  # recorded once, in the manifest
+
+
+def test_run_destroys_the_process_group_it_created(tmp_path):
+    """Two forked ranks (gloo): after run() returns, no process group is left for interpreter exit."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run(quick_cfg(tmp_path, limit=4))  # warm the data; the ranks then only hit the cache
+    pids = []
+    for rank in range(2):
+        pid = os.fork()
+        if pid == 0:
+            code = 98
+            try:
+                os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                                  WORLD_SIZE="2")
+                import torch.distributed as dist
+
+                rep = run(quick_cfg(tmp_path, limit=4, name="dist"))
+                code = 0 if len(rep.rows) == 4 and not dist.is_initialized() else 5
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0]

@@ -27,6 +27,22 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it
 
 
+def writable_dir(path: Path, what: str) -> Path:
+    """Create ``path`` if needed and prove a file can be written there, before any work depends on it."""
+    from tokbench.errors import BadInputError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"{what} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".tokbench-probe."):
+            pass
+    except OSError as e:
+        raise BadInputError(f"{what} {path} is not a writable folder ({e.strerror or e})") from None
+    return path
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -146,7 +162,16 @@ class Cache:
     def put_json(self, namespace: str, key: str, value: Any) -> None:
         text = _json_text(value)
         doc = '{"sha256": "%s", "value": %s}' % (hashlib.sha256(text.encode()).hexdigest(), text)
-        atomic_write_bytes(self._path(namespace, key, ".json"), doc.encode())
+        self._write(self._path(namespace, key, ".json"), doc.encode())
+
+    def _write(self, p: Path, data: bytes) -> None:
+        try:
+            atomic_write_bytes(p, data)
+        except OSError as e:  # disk full, folder removed or made read-only mid-run
+            from tokbench.errors import TokbenchError
+
+            raise TokbenchError(f"cannot write cache entry {p} ({e.strerror or e}); free space or choose another "
+                                "--cache-dir (entries written so far are kept)") from None
 
     def get_arrays(self, namespace: str, key: str) -> Optional[dict[str, np.ndarray]]:
         p = self._path(namespace, key, ".npz")
@@ -169,7 +194,7 @@ class Cache:
 
         buf = io.BytesIO()
         np.savez(buf, **arrays, **{_SHA_KEY: np.array(_arrays_sha256(arrays))})
-        atomic_write_bytes(self._path(namespace, key, ".npz"), buf.getvalue())
+        self._write(self._path(namespace, key, ".npz"), buf.getvalue())
 
     def count(self, namespace: str) -> int:
         d = self.root / namespace

@@ -20,10 +20,10 @@ import torch
 import tokbench
 from tokbench import harness
 from tokbench.bins import assign_bin
-from tokbench.cache import Cache, digest
+from tokbench.cache import Cache, digest, writable_dir
 from tokbench.data.dataset import Dataset, get_dataset
 from tokbench.data.items import Item
-from tokbench.errors import BadInputError, MissingWeightsError
+from tokbench.errors import BadInputError, MissingWeightsError, TokbenchError
 from tokbench.metrics.base import METRICS, DistributionMetric, InstanceMetric, Sample
 from tokbench.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 from tokbench.provenance import git_commit, machine, package_versions
@@ -395,6 +395,8 @@ def run(cfg: RunConfig | None = None, **kwargs) -> Report:
     from tokbench import distributed
 
     cfg = cfg or RunConfig(**kwargs)
+    writable_dir(Path(cfg.out), "--out")  # before any work: a bad folder must not waste an hour of compute
+    writable_dir(Cache(Path(cfg.cache_dir) if cfg.cache_dir else None).root, "cache folder")
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     ctx = distributed.setup(cfg.device)
@@ -427,7 +429,17 @@ def run(cfg: RunConfig | None = None, **kwargs) -> Report:
         if ctx.active:
             report.manifest["rank_timings"] = [
                 {k: round(v, 6) for k, v in sorted(part[4].items())} for part in gathered]
-        report.write()
+        try:
+            report.write()
+        except OSError as e:
+            raise TokbenchError(f"cannot write the report {path} ({e.strerror or e}); finished items are cached: "
+                                "rerun with a writable --out to write it without recomputing") from None
     report = distributed.broadcast(report, ctx)
     distributed.barrier(ctx)
+    distributed.teardown(ctx)
+    if report.rows.empty:
+        first = f"; first: {report.manifest['skipped'][0][0]}: {report.manifest['skipped'][0][1]}" \
+            if report.manifest.get("skipped") else ""
+        raise BadInputError(f"nothing was scored: {len(report.manifest.get('skipped', []))} item(s) skipped, none "
+                            f"left (listed in {report.path / 'manifest.json'}){first}")
     return report
