@@ -486,3 +486,61 @@ def test_run_destroys_the_process_group_it_created(tmp_path):
                 os._exit(code)
         pids.append(pid)
     assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0]
+
+
+# ------------------------------------------------------------------------------ 9. strict checkpoints
+
+
+@pytest.mark.parametrize("damage", ["missing", "shape"])
+def test_diffusers_checkpoint_must_match_exactly(damage, tmp_path):
+    pytest.importorskip("diffusers")
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from tiny_models import make_tiny_diffusers
+    from tokbench.errors import BadInputError
+    from tokbench.tokenizers.registry import create_tokenizer
+
+    folder = make_tiny_diffusers("sdxl-vae", tmp_path)
+    weights = next(folder.glob("*.safetensors"))
+    state = load_file(weights)
+    if damage == "missing":
+        del state["decoder.conv_in.bias"]
+    else:
+        state["decoder.conv_in.bias"] = torch.zeros(state["decoder.conv_in.bias"].numel() + 1)
+    save_file(state, weights)
+    with pytest.raises(BadInputError) as e:
+        create_tokenizer("sdxl-vae", checkpoint=str(folder))
+    msg = str(e.value)
+    assert "\n" not in msg and str(weights) in msg and "decoder.conv_in.bias" in msg
+    assert ("missing decoder.conv_in.bias" in msg) if damage == "missing" else ("wrong shape" in msg and "(17,)" in msg)
+
+
+def test_cosmos_files_of_another_variant_are_refused(tmp_path):
+    from tiny_models import make_tiny_cosmos
+    from tokbench.errors import BadInputError, UnsafeCheckpointError
+    from tokbench.tokenizers.registry import create_tokenizer
+
+    other = make_tiny_cosmos("cosmos-ci16x16", tmp_path)  # 16x16 files offered as the 8x8 tokenizer
+    with pytest.raises(UnsafeCheckpointError, match="allow-unsafe-checkpoint"):
+        create_tokenizer("cosmos-ci8x8", checkpoint=str(other))
+    with pytest.raises(BadInputError, match=r"gives a code of shape \(1, 16, 1, 1, 1\).*expects \(1, 16, 1, 2, 2\)"):
+        create_tokenizer("cosmos-ci8x8", checkpoint=str(other), allow_unsafe=True)
+    assert create_tokenizer("cosmos-ci16x16", checkpoint=str(other), allow_unsafe=True).spec.spatial_factor == 16
+
+
+def test_i3d_torchscript_needs_the_opt_in_or_a_pinned_sha256(tmp_path, monkeypatch):
+    import torch
+
+    from tokbench.data.dataset import sha256_file
+    from tokbench.errors import UnsafeCheckpointError
+    from tokbench.features.i3d import StyleGANVI3D
+
+    f = tmp_path / "i3d_torchscript.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Identity()), str(f))
+    monkeypatch.delenv("TOKBENCH_ALLOW_UNSAFE_CHECKPOINT", raising=False)
+    with pytest.raises(UnsafeCheckpointError, match=f"TorchScript program.*allow-unsafe-checkpoint.*{sha256_file(f)}"):
+        StyleGANVI3D(f)
+    assert StyleGANVI3D(f, allow_unsafe=True).model is not None
+    monkeypatch.setenv("TOKBENCH_TRUSTED_TORCHSCRIPT", sha256_file(f))  # a known-good digest stands in
+    assert StyleGANVI3D(f).model is not None

@@ -21,6 +21,7 @@ import tokbench
 from tokbench import harness
 from tokbench.bins import assign_bin
 from tokbench.cache import Cache, digest, writable_dir
+from tokbench.checkpoints import UNSAFE_ALLOWED
 from tokbench.data.dataset import Dataset, get_dataset
 from tokbench.data.items import Item
 from tokbench.errors import BadInputError, MissingWeightsError, TokbenchError
@@ -126,12 +127,14 @@ class Runner:
                 raise BadInputError(f"suite {self.suite.name} has no metric(s) {', '.join(unknown)}; "
                                     f"its metrics: {', '.join(wanted)}")
             wanted = [m for m in wanted if m in cfg.metrics]
+        opt_in = UNSAFE_ALLOWED.set(cfg.allow_unsafe_checkpoint)  # evaluators' TorchScript (I3D) follows the flag
         for name in wanted:
             try:
                 self.metrics[name] = METRICS.get(name)(self.protocol, device=cfg.device)
             except MissingWeightsError as e:
                 self.unavailable[name] = str(e)
                 self.log(f"warning: metric {name} unavailable: {e}")
+        UNSAFE_ALLOWED.reset(opt_in)
         # entries a loader left out under --skip-bad (bad annotations, missing files) are listed too
         self.skipped: list[tuple[str, str]] = [(f"{ds.name}/{i}", why) for ds in self.datasets
                                                for i, why in getattr(ds, "skipped", [])]

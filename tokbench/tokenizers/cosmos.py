@@ -32,6 +32,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from tokbench.checkpoints import torchscript_trusted
 from tokbench.errors import BadInputError, MissingWeightsError, UnsafeCheckpointError
 from tokbench.tokenizers.base import Encoded, TokenizerSpec, continuous_bits, discrete_bits
 from tokbench.tokenizers.registry import register_tokenizer
@@ -194,7 +195,7 @@ def load_jit(path: Path, spec: TokenizerSpec):
 
 def cosmos(spec, *, checkpoint=None, allow_unsafe: bool = False, temporal_window: int = TEMPORAL_WINDOW):
     enc_path, dec_path = jit_files(spec, checkpoint)
-    if not allow_unsafe:
+    if not all(torchscript_trusted(p, allow_unsafe)[0] for p in (enc_path, dec_path)):  # the TorchScript rule
         raise UnsafeCheckpointError(
             f"{spec.name}: {enc_path.name} and {dec_path.name} in {enc_path.parent} are TorchScript programs "
             f"(their code runs when the model is called); pass --allow-unsafe-checkpoint (allow_unsafe=True) if you "
@@ -202,10 +203,33 @@ def cosmos(spec, *, checkpoint=None, allow_unsafe: bool = False, temporal_window
             f"(the official files come from hf://{spec.checkpoint.hub_repo})")
     tok = CosmosTokenizer(spec, load_jit(enc_path, spec), load_jit(dec_path, spec), temporal_window=temporal_window,
                           checkpoint_path=str(enc_path.parent))
+    check_latent_shape(tok, enc_path)
     from tokbench.data.dataset import sha256_file
 
     tok.checkpoint_sha256 = f"encoder.jit:{sha256_file(enc_path)},decoder.jit:{sha256_file(dec_path)}"
     return tok
+
+
+def check_latent_shape(tok: CosmosTokenizer, enc_path: Path) -> None:
+    """Encode one small black clip and compare the code's shape with the spec: files of another Cosmos
+    variant (other factors, channels, or continuous for discrete) are refused before any item runs."""
+    spec = tok.spec
+    t = 1 + spec.temporal_factor if tok.video else 1
+    side = SPATIAL_ALIGN * max(1, spec.spatial_factor // SPATIAL_ALIGN)
+    probe = torch.full((1, 3, t, side, side), -1.0)
+    try:
+        enc = tok.encode(probe)
+    except Exception as e:  # noqa: BLE001
+        raise BadInputError(f"tokenizer {spec.name}: {enc_path} fails on a 1x3x{t}x{side}x{side} probe "
+                            f"({type(e).__name__}: {str(e).strip()[:200]})") from None
+    lat_t, lat_s = (1 + (t - 1) // spec.temporal_factor), side // spec.spatial_factor
+    code = enc.indices if tok.discrete else enc.latents
+    expected = (1, lat_t, lat_s, lat_s) if tok.discrete else (1, spec.latent_channels, lat_t, lat_s, lat_s)
+    if code is None or tuple(code.shape) != expected:
+        got = "nothing" if code is None else tuple(code.shape)
+        raise BadInputError(f"tokenizer {spec.name}: {enc_path} gives a code of shape {got} for a "
+                            f"1x3x{t}x{side}x{side} input, the spec expects {expected}; these files are another "
+                            f"Cosmos variant")
 
 
 def cosmos_image(spec, *, checkpoint=None, allow_unsafe: bool = False):
