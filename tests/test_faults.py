@@ -9,8 +9,10 @@ import os
 import shutil
 import signal
 import struct
+import subprocess
 import sys
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from test_loaders_tokbench import build_release, rewrite
 from tokbench.cli import main
 from tokbench.pipeline import RunConfig, run, run_name
 from tokbench.report import load_report
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
@@ -409,30 +413,54 @@ def test_unusable_folders_are_refused_before_any_work(where, tmp_path, capsys):
     assert not (tmp_path / "cache" / "items").exists()  # nothing was computed
 
 
-def test_disk_full_while_writing_the_report_is_one_line(tmp_path):
-    """RLIMIT_FSIZE makes writes past a size fail with EFBIG, as a full disk fails with ENOSPC."""
+def fresh_python(code: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """A fresh interpreter (forking this multi-threaded test process could deadlock the child)."""
+    full = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **(env or {}))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, cwd=ROOT,
+                          timeout=timeout)
+
+
+def test_disk_full_while_writing_a_cache_entry(tmp_path):
+    """RLIMIT_FSIZE (soft limit, restored after) makes writes past a size fail with EFBIG, as a full disk
+    fails with ENOSPC; no mount needed."""
     import resource
 
-    run(quick_cfg(tmp_path))  # items cached
-    errfile = tmp_path / "stderr"
-    pid = os.fork()
-    if pid == 0:
-        code = 99
-        try:
-            sys.stderr = open(errfile, "w")
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
-            code = main(["run", "-t", "jpeg", "-s", "text-face", "--data", "package-images", "--limit", "2", "-r",
-                         "256", "--metrics", "psnr", "--quiet", "--out", str(tmp_path / "full"),
-                         "--cache-dir", str(tmp_path / "cache"), "--name", "r"])
-        finally:
-            sys.stderr.flush()
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    err = errfile.read_text()
-    assert os.waitstatus_to_exitcode(status) == 2, err
-    line = one_error(err)
-    assert "cannot write the report" in line and "File too large" in line and "rerun" in line, line
+    from tokbench.cache import Cache
+    from tokbench.errors import TokbenchError
+
+    c = Cache(tmp_path / "cache")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard))
+        with pytest.raises(TokbenchError, match=r"cannot write cache entry .*items.*File too large.*--cache-dir"):
+            c.put_json("items", "ab" * 32, {"rows": [{"PSNR": 30.0}] * 20})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert not list((tmp_path / "cache").rglob("*.tmp"))  # the torn temporary file is removed
+
+
+@pytest.mark.parametrize("where", ["report"])
+def test_disk_full_mid_run_is_one_line(where, tmp_path):
+    """The report cannot be written (items already cached): one line, no half-written folder."""
+    if where == "report":
+        run(quick_cfg(tmp_path))  # items cached; only the report is left to write
+    limit = 1024 if where == "report" else 64
+    args = ["run", "-t", "jpeg", "-s", "text-face", "--data", "package-images", "--limit", "2", "-r", "256",
+            "--metrics", "psnr", "--quiet", "--out", str(tmp_path / "full"), "--cache-dir", str(tmp_path / "cache"),
+            "--name", "r"]
+    r = fresh_python("import resource, signal, sys\n"
+                     "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+                     f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+                     f"from tokbench.cli import main\nsys.exit(main({args!r}))\n")
+    assert r.returncode == 2, r.stderr[-2000:]
+    line = one_error(r.stderr)
+    assert "File too large" in line, line
+    if where == "report":
+        assert "cannot write the report" in line and "rerun" in line, line
+    else:
+        assert "cannot write cache entry" in line and str(tmp_path / "cache" / "items") in line, line
     assert not (tmp_path / "full" / "r").exists()  # no half-written report folder
 
 
@@ -463,29 +491,22 @@ def test_summary_json_has_no_home_paths(good_report, tmp_path, monkeypatch):
 
 
 def test_run_destroys_the_process_group_it_created(tmp_path):
-    """Two forked ranks (gloo): after run() returns, no process group is left for interpreter exit."""
+    """Two ranks (gloo, fresh interpreters): after run() returns, no process group is left for exit."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    run(quick_cfg(tmp_path, limit=4))  # warm the data; the ranks then only hit the cache
-    pids = []
-    for rank in range(2):
-        pid = os.fork()
-        if pid == 0:
-            code = 98
-            try:
-                os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                                  WORLD_SIZE="2")
-                import torch.distributed as dist
-
-                rep = run(quick_cfg(tmp_path, limit=4, name="dist"))
-                code = 0 if len(rep.rows) == 4 and not dist.is_initialized() else 5
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids] == [0, 0]
+    run(quick_cfg(tmp_path, limit=4))  # warm the cache; the ranks then only read it
+    code = ("import sys, torch.distributed as dist\nfrom tokbench.pipeline import RunConfig, run\n"
+            f"rep = run(RunConfig(**{dict(vars(quick_cfg(tmp_path, limit=4, name='dist')))!r}))\n"
+            "sys.exit(0 if len(rep.rows) == 4 and not dist.is_initialized() else 5)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT), MASTER_ADDR="127.0.0.1",
+                                       MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2"))
+             for rank in range(2)]
+    codes = [p.wait(timeout=600) for p in procs]
+    assert codes == [0, 0], [p.stderr.read()[-1500:] for p in procs]
 
 
 # ------------------------------------------------------------------------------ 9. strict checkpoints
@@ -537,7 +558,9 @@ def test_i3d_torchscript_needs_the_opt_in_or_a_pinned_sha256(tmp_path, monkeypat
     from tokbench.features.i3d import StyleGANVI3D
 
     f = tmp_path / "i3d_torchscript.pt"
-    torch.jit.save(torch.jit.script(torch.nn.Identity()), str(f))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch deprecates jit.script/save; the format is fixed
+        torch.jit.save(torch.jit.script(torch.nn.Identity()), str(f))
     monkeypatch.delenv("TOKBENCH_ALLOW_UNSAFE_CHECKPOINT", raising=False)
     with pytest.raises(UnsafeCheckpointError, match=f"TorchScript program.*allow-unsafe-checkpoint.*{sha256_file(f)}"):
         StyleGANVI3D(f)
