@@ -211,25 +211,26 @@ def cosmos(spec, *, checkpoint=None, allow_unsafe: bool = False, temporal_window
 
 
 def check_latent_shape(tok: CosmosTokenizer, enc_path: Path) -> None:
-    """Encode one small black clip and compare the code's shape with the spec: files of another Cosmos
+    """Encode one small black window and compare the code's shape with the spec: files of another Cosmos
     variant (other factors, channels, or continuous for discrete) are refused before any item runs."""
     spec = tok.spec
-    t = 1 + spec.temporal_factor if tok.video else 1
     side = SPATIAL_ALIGN * max(1, spec.spatial_factor // SPATIAL_ALIGN)
-    probe = torch.full((1, 3, t, side, side), -1.0)
+    shape = (1, 3, 1 + spec.temporal_factor, side, side) if tok.video else (1, 3, side, side)
+    x, _ = pad_window(torch.full(shape, -1.0))
     try:
-        enc = tok.encode(probe)
+        with torch.inference_mode():
+            code = first_output(tok.encoder(x))
     except Exception as e:  # noqa: BLE001
-        raise BadInputError(f"tokenizer {spec.name}: {enc_path} fails on a 1x3x{t}x{side}x{side} probe "
+        raise BadInputError(f"tokenizer {spec.name}: {enc_path} fails on a {'x'.join(map(str, x.shape))} probe "
                             f"({type(e).__name__}: {str(e).strip()[:200]})") from None
-    lat_t, lat_s = (1 + (t - 1) // spec.temporal_factor), side // spec.spatial_factor
-    code = enc.indices if tok.discrete else enc.latents
-    expected = (1, lat_t, lat_s, lat_s) if tok.discrete else (1, spec.latent_channels, lat_t, lat_s, lat_s)
-    if code is None or tuple(code.shape) != expected:
-        got = "nothing" if code is None else tuple(code.shape)
+    s = side // spec.spatial_factor
+    lat = ((1 + (x.shape[2] - 1) // spec.temporal_factor,) if tok.video else ()) + (s, s)
+    expected = (1, *lat) if tok.discrete else (1, spec.latent_channels, *lat)
+    if not isinstance(code, torch.Tensor) or tuple(code.shape) != expected:
+        got = tuple(code.shape) if isinstance(code, torch.Tensor) else type(code).__name__
         raise BadInputError(f"tokenizer {spec.name}: {enc_path} gives a code of shape {got} for a "
-                            f"1x3x{t}x{side}x{side} input, the spec expects {expected}; these files are another "
-                            f"Cosmos variant")
+                            f"{'x'.join(map(str, x.shape))} input, the spec expects {expected}; these files are "
+                            f"another Cosmos variant")
 
 
 def cosmos_image(spec, *, checkpoint=None, allow_unsafe: bool = False):
