@@ -304,7 +304,8 @@ def test_damaged_cache_entries_are_misses(damage, tmp_path):
     assert len(warnings) == 2 and str(npz) in warnings[0] and str(js) in warnings[1]
     c.put_arrays("ref", "ab12", {"mu": np.arange(4.0)})
     c.put_json("ref", "ab12", {"v": [1.0]})
-    assert np.array_equal(c.get_arrays("ref", "ab12")["mu"], np.arange(4.0)) and c.get_json("ref", "ab12") == {"v": [1.0]}
+    assert np.array_equal(c.get_arrays("ref", "ab12")["mu"], np.arange(4.0))
+    assert c.get_json("ref", "ab12") == {"v": [1.0]}
 
 
 # ------------------------------------------------------------------------------ 6 + 10. tokenizer errors, plugins
@@ -348,7 +349,8 @@ def plugin_file(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("mode,needle", [
     ("raise", "RuntimeError: shape '[1, 4, 32]' is invalid for input of size 96"),
-    ("oom", "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB; try a smaller --batch-size (this call had 2)"),
+    ("oom", "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB; "
+            "try a smaller --batch-size (this call had 2)"),
     ("nothing", "returned NoneType, not a tensor"),
 ])
 def test_tokenizer_errors_name_tokenizer_and_item(mode, needle, plugin_file, tmp_path, capsys):
@@ -482,7 +484,8 @@ def test_skip_bad_run_that_scores_nothing_fails(tmp_path, capsys):
 def test_summary_json_has_no_home_paths(good_report, tmp_path, monkeypatch):
     rep = load_report(good_report)
     home = str(Path.home())
-    rep.manifest = {**rep.manifest, "unavailable": {"rfid": f"weights missing: {home}/.cache/tokbench/pt_inception.pth"}}
+    why = f"weights missing: {home}/.cache/tokbench/pt_inception.pth"
+    rep.manifest = {**rep.manifest, "unavailable": {"rfid": why}}
     rep.path = tmp_path / "r"
     rep.write()
     text = (tmp_path / "r" / "summary.json").read_text()
