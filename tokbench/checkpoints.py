@@ -8,6 +8,8 @@ is refused unless the user opts in with ``--allow-unsafe-checkpoint`` (API: ``al
 from __future__ import annotations
 
 import argparse
+import contextvars
+import os
 import pickle
 import re
 import warnings
@@ -20,6 +22,9 @@ from tokbench.errors import BadInputError, MissingWeightsError, UnsafeCheckpoint
 from tokbench.weights import WeightFile, verify_checksum
 
 UNSAFE_FLAG = "--allow-unsafe-checkpoint"
+UNSAFE_ENV = "TOKBENCH_ALLOW_UNSAFE_CHECKPOINT"  # =1: the same opt-in for commands without the flag (stats)
+TRUSTED_ENV = "TOKBENCH_TRUSTED_TORCHSCRIPT"  # comma-separated sha256 of TorchScript files the user vouches for
+UNSAFE_ALLOWED: contextvars.ContextVar[bool] = contextvars.ContextVar("tokbench_allow_unsafe", default=False)
 SAFE_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
 
 
@@ -84,3 +89,39 @@ def _blocked_globals(path: Path, error: Exception, allowed: list) -> list[str]:
 def _first_line(e: Exception) -> str:
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0][:200]
+
+
+# ---------------------------------------------------------------- TorchScript: one rule for every file
+
+
+def torchscript_trusted(path: str | Path, allow_unsafe: bool = False, known_sha256: Optional[str] = None
+                        ) -> tuple[bool, str]:
+    """A TorchScript archive is a program (its code runs when called). It loads when the user opted in
+    (``allow_unsafe``, ``--allow-unsafe-checkpoint`` for the run, $TOKBENCH_ALLOW_UNSAFE_CHECKPOINT=1) or when
+    its sha256 is a pinned known-good one (the registry's, or listed in $TOKBENCH_TRUSTED_TORCHSCRIPT).
+    Returns (trusted, sha256 or "" when not computed)."""
+    if allow_unsafe or UNSAFE_ALLOWED.get() or os.environ.get(UNSAFE_ENV, "") == "1":
+        return True, ""
+    from tokbench.data.dataset import sha256_file
+
+    trusted = {t.strip().lower() for t in os.environ.get(TRUSTED_ENV, "").split(",") if t.strip()}
+    if known_sha256:
+        trusted.add(known_sha256.lower())
+    digest = sha256_file(path)
+    return digest in trusted, digest
+
+
+def load_torchscript(path: str | Path, what: str, allow_unsafe: bool = False, known_sha256: Optional[str] = None,
+                     map_location: str | torch.device = "cpu"):
+    """``torch.jit.load`` under the rule above; refusals and unreadable files are one line naming the file."""
+    ok, digest = torchscript_trusted(path, allow_unsafe, known_sha256)
+    if not ok:
+        raise UnsafeCheckpointError(
+            f"{what}: {path} is a TorchScript program (its code runs when it is called); pass {UNSAFE_FLAG} "
+            f"(or set {UNSAFE_ENV}=1) if you trust it, or add its sha256 {digest} to {TRUSTED_ENV}")
+    try:
+        with warnings.catch_warnings():  # torch >= 2.10 deprecates TorchScript; these files ship nothing else
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location=map_location).eval()
+    except Exception as e:  # noqa: BLE001  (RuntimeError, zip errors, ... for a foreign or torn file)
+        raise BadInputError(f"{what}: {path} is not a loadable TorchScript file ({_first_line(e)})") from None

@@ -19,7 +19,9 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 def cmd_list(args) -> int:
     from tokbench.suites import get_suite, list_suites
-    from tokbench.tokenizers.registry import TOKENIZERS, list_tokenizers, weights_status
+    from tokbench.tokenizers.registry import TOKENIZERS, list_tokenizers, load_plugins, weights_status
+
+    load_plugins(args.plugin)
 
     rows = []
     families = {f.lower() for f in (args.family or [])}
@@ -59,7 +61,9 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     from tokbench.pipeline import RunConfig, run
+    from tokbench.tokenizers.registry import load_plugins
 
+    load_plugins(args.plugin)
     cfg = RunConfig(tokenizer=args.tokenizer, suite=args.suite, resolutions=args.resolution, protocol=args.protocol,
                     device=args.device, dtype=args.dtype, checkpoint=args.checkpoint, out=args.out, limit=args.limit,
                     batch_size=args.batch_size, clip_frames=args.clip_frames, quiet=args.quiet,
@@ -146,12 +150,17 @@ def cmd_stats(args) -> int:
     return 0
 
 
+PLUGIN_HELP = ("import MODULE (name or .py file) first; it registers tokenizers with register_tokenizer "
+               "(installed packages can use the entry-point group tokbench.tokenizers instead)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokbench", description="Benchmark how much fine detail visual tokenizers keep.")
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("list", help="registered tokenizers (with weights status) and suites")
     sp.add_argument("--family", "-f", nargs="+", help="only tokenizers of these families (e.g. llamagen omnitokenizer)")
+    sp.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     sp.set_defaults(func=cmd_list)
 
     sp = sub.add_parser("run", help="reconstruct a suite through a tokenizer and score it")
@@ -174,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--allow-unsafe-checkpoint", action="store_true",
                     help="allow checkpoints that need full pickle loading (can execute code)")
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    sp.add_argument("--plugin", action="append", metavar="MODULE", help=PLUGIN_HELP)
     sp.add_argument("--check", metavar="BASE",
                     help="gate the finished run against BASE (report folder or *.tokbench.json)")
     add_gate_options(sp, prefix="check-")

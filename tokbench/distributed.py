@@ -19,6 +19,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owned: bool = False  # tokbench created the process group (and destroys it at the end)
 
     @property
     def is_main(self) -> bool:
@@ -35,12 +36,13 @@ def setup(device: str) -> DistContext:
     if world <= 1:
         return DistContext()
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend=backend)
-    return DistContext(dist.get_rank(), dist.get_world_size(), local)
+    return DistContext(dist.get_rank(), dist.get_world_size(), local, owned)
 
 
 def rank_device(device: str, ctx: DistContext) -> str:
@@ -70,3 +72,10 @@ def broadcast(obj: Any, ctx: DistContext) -> Any:
 def barrier(ctx: DistContext) -> None:
     if ctx.active:
         dist.barrier()
+
+
+def teardown(ctx: DistContext) -> None:
+    """Destroy the process group tokbench created: left to interpreter exit, a rank's gloo/NCCL threads can
+    abort the process after the report is written (a non-zero torchrun exit for a finished run)."""
+    if ctx.owned and dist.is_initialized():
+        dist.destroy_process_group()

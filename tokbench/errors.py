@@ -19,3 +19,7 @@ class TokenizerOutputError(TokbenchError):
 
 class UnsafeCheckpointError(TokbenchError):
     """A checkpoint would need full pickle loading (code execution) and the user did not opt in."""
+
+
+class TokenizerFailedError(TokbenchError):
+    """A tokenizer raised (an exception, out of memory); the message names tokenizer, item and the cause."""

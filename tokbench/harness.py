@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tokbench.errors import TokenizerOutputError
+from tokbench.errors import TokbenchError, TokenizerFailedError, TokenizerOutputError
 from tokbench.timing import NULL_TIMER, StageTimer
 from tokbench.tokenizers.base import Tokenizer, TokenizerSpec
 
@@ -195,14 +195,28 @@ def _run_tokenizer(tok: Tokenizer, batch: np.ndarray, label: str,
     spec = tok.spec
     x = to_input(batch, spec, tok.device, tok.dtype)
     with timer.stage("tokenizer"), torch.inference_mode():
-        y, bits = tok.reconstruct(x)
-        if y.device.type == "cuda":
-            torch.cuda.synchronize(y.device)
+        try:
+            y, bits = tok.reconstruct(x)
+            if isinstance(y, torch.Tensor) and y.device.type == "cuda":
+                torch.cuda.synchronize(y.device)
+        except TokbenchError:
+            raise
+        except Exception as e:
+            raise tokenizer_failure(tok.label, label, e, batch.shape[0]) from None
     out = to_uint8(y, spec, tuple(x.shape), tok.label, label)
     bits = np.asarray(bits.detach().cpu().double().numpy() if isinstance(bits, torch.Tensor) else bits, dtype=np.float64)
     if bits.shape != (batch.shape[0],) or not np.isfinite(bits).all() or (bits < 0).any():
         raise TokenizerOutputError(f"tokenizer {tok.label} returned an invalid rate {bits!r} for {label}")
     return out, bits
+
+
+def tokenizer_failure(tokenizer: str, item: str, e: BaseException, batch: int) -> TokenizerFailedError:
+    """One line naming tokenizer, item and the original message; out-of-memory suggests a smaller batch."""
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    oom = isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in first.lower()
+    hint = f"; try a smaller --batch-size (this call had {batch})" if oom and batch > 1 else (
+        "; try a smaller resolution or --clip-frames" if oom else "")
+    return TokenizerFailedError(f"tokenizer {tokenizer} failed on {item}: {type(e).__name__}: {first}{hint}")
 
 
 def fit_images(images: list[np.ndarray], size: Optional[int], spec: TokenizerSpec,

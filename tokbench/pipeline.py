@@ -20,10 +20,11 @@ import torch
 import tokbench
 from tokbench import harness
 from tokbench.bins import assign_bin
-from tokbench.cache import Cache, digest
+from tokbench.cache import Cache, digest, writable_dir
+from tokbench.checkpoints import UNSAFE_ALLOWED
 from tokbench.data.dataset import Dataset, get_dataset
 from tokbench.data.items import Item
-from tokbench.errors import BadInputError, MissingWeightsError
+from tokbench.errors import BadInputError, MissingWeightsError, TokbenchError
 from tokbench.metrics.base import METRICS, DistributionMetric, InstanceMetric, Sample
 from tokbench.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
 from tokbench.provenance import git_commit, machine, package_versions
@@ -79,8 +80,20 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "-", text).strip("-")
 
 
-def run_name(cfg: RunConfig, tok_label: str, resolutions: Iterable[int]) -> str:
+def run_name(cfg: RunConfig, tok_label: str, resolutions: Iterable[int], checkpoint_sha256: Optional[str] = None
+             ) -> str:
+    """Everything that changes the numbers is in the name (two checkpoints never share a folder)."""
     parts = [slug(tok_label), cfg.suite, cfg.protocol, "r" + "-".join(str(r) for r in resolutions)]
+    if cfg.checkpoint:
+        sha = checkpoint_sha256 or ""
+        parts.append("ckpt-" + (sha if re.fullmatch(r"[0-9a-f]{64}", sha) else
+                                digest(sha or str(Path(cfg.checkpoint).resolve())))[:12])
+    if not cfg.device.startswith("cpu"):
+        parts.append(cfg.device.split(":")[0])
+    if cfg.dtype != "fp32":
+        parts.append(cfg.dtype)
+    if cfg.clip_frames:
+        parts.append(f"clip{cfg.clip_frames}")
     if cfg.limit:
         parts.append(f"limit{cfg.limit}")
     if cfg.datasets:
@@ -114,15 +127,19 @@ class Runner:
                 raise BadInputError(f"suite {self.suite.name} has no metric(s) {', '.join(unknown)}; "
                                     f"its metrics: {', '.join(wanted)}")
             wanted = [m for m in wanted if m in cfg.metrics]
+        opt_in = UNSAFE_ALLOWED.set(cfg.allow_unsafe_checkpoint)  # evaluators' TorchScript (I3D) follows the flag
         for name in wanted:
             try:
                 self.metrics[name] = METRICS.get(name)(self.protocol, device=cfg.device)
             except MissingWeightsError as e:
                 self.unavailable[name] = str(e)
                 self.log(f"warning: metric {name} unavailable: {e}")
+        UNSAFE_ALLOWED.reset(opt_in)
         # entries a loader left out under --skip-bad (bad annotations, missing files) are listed too
         self.skipped: list[tuple[str, str]] = [(f"{ds.name}/{i}", why) for ds in self.datasets
                                                for i, why in getattr(ds, "skipped", [])]
+        for entry, why in self.skipped:
+            self.log(f"skipped {entry}: {why}")
         self.items_computed = 0
         self.items_cached = 0
 
@@ -381,6 +398,8 @@ def run(cfg: RunConfig | None = None, **kwargs) -> Report:
     from tokbench import distributed
 
     cfg = cfg or RunConfig(**kwargs)
+    writable_dir(Path(cfg.out), "--out")  # before any work: a bad folder must not waste an hour of compute
+    writable_dir(Cache(Path(cfg.cache_dir) if cfg.cache_dir else None).root, "cache folder")
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     ctx = distributed.setup(cfg.device)
@@ -399,11 +418,13 @@ def run(cfg: RunConfig | None = None, **kwargs) -> Report:
             skipped += part_skipped
             computed += part_computed
             cached += part_cached
-        runner.skipped, runner.items_computed, runner.items_cached = sorted(skipped), computed, cached
+        # annotation-level skips are found by every rank: listed once
+        runner.skipped, runner.items_computed, runner.items_cached = sorted(set(map(tuple, skipped))), computed, cached
         rows, sets = runner.assemble(results, units)
         with runner.timer.stage("report"):
             summary = summarize(rows)
-        path = Path(cfg.out) / (cfg.name or run_name(cfg, runner.tokenizer.label, runner.resolutions))
+        path = Path(cfg.out) / (cfg.name or run_name(cfg, runner.tokenizer.label, runner.resolutions,
+                                                 runner.tokenizer.checkpoint_sha256))
         report = Report(path, rows, summary, sets, {})
         report.manifest = runner.manifest(time.perf_counter() - t0, started)
         report.manifest["config"] = asdict(cfg)
@@ -411,7 +432,17 @@ def run(cfg: RunConfig | None = None, **kwargs) -> Report:
         if ctx.active:
             report.manifest["rank_timings"] = [
                 {k: round(v, 6) for k, v in sorted(part[4].items())} for part in gathered]
-        report.write()
+        try:
+            report.write()
+        except OSError as e:
+            raise TokbenchError(f"cannot write the report {path} ({e.strerror or e}); finished items are cached: "
+                                "rerun with a writable --out to write it without recomputing") from None
     report = distributed.broadcast(report, ctx)
     distributed.barrier(ctx)
+    distributed.teardown(ctx)
+    if report.rows.empty:
+        first = f"; first: {report.manifest['skipped'][0][0]}: {report.manifest['skipped'][0][1]}" \
+            if report.manifest.get("skipped") else ""
+        raise BadInputError(f"nothing was scored: {len(report.manifest.get('skipped', []))} item(s) skipped, none "
+                            f"left (listed in {report.path / 'manifest.json'}){first}")
     return report

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -19,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from tokbench.bins import BIN_NAMES, aggregate
-from tokbench.cache import atomic_write_bytes
+from tokbench.cache import _UMASK, make_temp_dir, replace_dir
+from tokbench.errors import BadInputError
 
 KEY_COLUMNS = ["resolution", "dataset", "item", "level", "instance"]
 META_COLUMNS = KEY_COLUMNS + ["source", "frame", "ratio", "bin"]
@@ -61,6 +65,19 @@ def _jsonable(obj):
     return obj
 
 
+def _portable(obj):
+    """summary.json is compared across machines: the home folder is written as ``~`` (the manifest keeps
+    the full paths, recorded once)."""
+    home = str(Path.home())
+    if isinstance(obj, str):
+        return obj.replace(home + os.sep, "~" + os.sep) if len(home) > 1 else obj
+    if isinstance(obj, dict):
+        return {k: _portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_portable(v) for v in obj]
+    return obj
+
+
 def dumps(obj) -> bytes:
     return (json.dumps(_jsonable(obj), indent=2, sort_keys=True, default=str) + "\n").encode()
 
@@ -74,16 +91,31 @@ class Report:
     manifest: dict
 
     def write(self) -> Path:
-        """Atomic writes, manifest last: a folder with a manifest is a complete report."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        buf = self.rows.to_parquet(index=False, engine="pyarrow")
-        atomic_write_bytes(self.path / "rows.parquet", buf)
-        atomic_write_bytes(self.path / "summary.csv", self.summary.to_csv(index=False, float_format="%.6g").encode())
-        atomic_write_bytes(self.path / "summary.json", dumps({
-            "summary": self.summary.to_dict(orient="records"), "sets": self.sets,
-            "unavailable": self.manifest.get("unavailable", {})}))
-        atomic_write_bytes(self.path / "manifest.json", dumps(self.manifest))
-        return self.path
+        """Every file is written into a hidden temporary sibling folder, which then replaces the run folder
+        in one rename: a reader, or a run killed half-way, never sees rows of one run with another's manifest."""
+        final = self.path
+        tmp = make_temp_dir(final.parent, final.name)
+        try:
+            files = {
+                "rows.parquet": self.rows.to_parquet(index=False, engine="pyarrow"),
+                "summary.csv": self.summary.to_csv(index=False, float_format="%.6g").encode(),
+                "summary.json": dumps(_portable({"summary": self.summary.to_dict(orient="records"),
+                                                 "sets": self.sets,
+                                                 "unavailable": self.manifest.get("unavailable", {})})),
+                "manifest.json": dumps(self.manifest),
+            }
+            for name, data in files.items():
+                with open(tmp / name, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.chmod(tmp / name, 0o666 & ~_UMASK)
+                if os.environ.get("TOKBENCH_TEST_KILL_AFTER") == name:  # fault-injection hook for the tests
+                    os.kill(os.getpid(), signal.SIGKILL)
+            replace_dir(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # after a swap: the previous report
+        return final
 
     def format(self, metrics: Optional[list[str]] = None) -> str:
         """Human-readable summary: one block per resolution, TokBench-style S/M/L/Mean."""
@@ -117,12 +149,49 @@ def _fmt(v) -> str:
 
 
 def load_report(path: str | Path) -> Report:
+    """Read a run folder. A missing manifest is FileNotFoundError (not a report at all); any damaged file is
+    a BadInputError naming the file and what is wrong, so callers (check, report) never confuse it with a
+    regression."""
     path = Path(path)
     manifest_file = path / "manifest.json"
     if not manifest_file.is_file():
         raise FileNotFoundError(f"{path} is not a tokbench report (no manifest.json)")
-    manifest = json.loads(manifest_file.read_text())
-    rows = pd.read_parquet(path / "rows.parquet")
-    summary = pd.read_csv(path / "summary.csv")
-    sets = json.loads((path / "summary.json").read_text()).get("sets", {})
+    manifest = _read_json(manifest_file)
+    rows = _read_table(path / "rows.parquet", KEY_COLUMNS + ["bin"], lambda f: pd.read_parquet(f))
+    summary = _read_table(path / "summary.csv", ["resolution", "level", "metric"], pd.read_csv)
+    sets = _read_json(path / "summary.json").get("sets", {})
+    if not isinstance(sets, dict):
+        raise BadInputError(f"{path / 'summary.json'}: damaged report file: \"sets\" is {type(sets).__name__}, "
+                            "expected an object")
     return Report(path, rows, summary, sets, manifest)
+
+
+def _read_json(f: Path) -> dict:
+    try:
+        doc = json.loads(f.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{f}: damaged report: the file is missing") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise BadInputError(f"{f}: damaged report file: not valid UTF-8 JSON ({_first_line(e)})") from None
+    if not isinstance(doc, dict):
+        raise BadInputError(f"{f}: damaged report file: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def _read_table(f: Path, required: list[str], reader) -> pd.DataFrame:
+    if not f.is_file():
+        raise BadInputError(f"{f}: damaged report: the file is missing")
+    try:
+        table = reader(f)
+    except Exception as e:  # pyarrow/pandas raise many types for torn or foreign files
+        raise BadInputError(f"{f}: damaged report file: cannot be read ({type(e).__name__}: {_first_line(e)})"
+                            ) from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise BadInputError(f"{f}: damaged report file: no column(s) {', '.join(missing)}")
+    return table
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__

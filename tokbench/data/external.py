@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from tokbench.data.dataset import DATASETS, Dataset, get_dataset
+from tokbench.data.items import open_image
 from tokbench.errors import BadInputError
 
 
@@ -203,16 +204,11 @@ def open_dataset(spec: str, skip_bad: bool = False) -> Dataset:
 
 def image_size_of(path: Path) -> tuple[int, int]:
     """(width, height) as the pixels will be decoded (EXIF orientation applied), reading only the header."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if _exif_orientation(im) in (5, 6, 7, 8):
-                w, h = h, w
-            return w, h
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise BadInputError(f"{path}: cannot read image ({e})") from None
+    with open_image(path) as im:
+        w, h = im.size
+        if _exif_orientation(im) in (5, 6, 7, 8):
+            w, h = h, w
+        return w, h
 
 
 def _exif_orientation(im) -> int:
@@ -225,16 +221,13 @@ def _exif_orientation(im) -> int:
 def read_image_oriented(path: Path, expect_size: Optional[tuple[int, int]] = None) -> np.ndarray:
     """Decode to (H, W, 3) uint8 RGB with the EXIF orientation applied, as cv2.imread (which the official
     TokBench evaluators use) does; ``expect_size`` (width, height) from an annotation is checked."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if _exif_orientation(im) != 1:
-                im = ImageOps.exif_transpose(im)
-            arr = np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise BadInputError(f"{path}: cannot read image ({e})") from None
+    with open_image(path) as im:
+        im.load()
+        if _exif_orientation(im) != 1:
+            im = ImageOps.exif_transpose(im)
+        arr = np.asarray(im.convert("RGB"))
     if expect_size is not None and (arr.shape[1], arr.shape[0]) != tuple(expect_size):
         raise BadInputError(f"{path}: annotation says {expect_size[0]}x{expect_size[1]} but the image is "
                             f"{arr.shape[1]}x{arr.shape[0]}")

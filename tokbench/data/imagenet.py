@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from tokbench.data.external import OnDiskDataset
-from tokbench.data.items import Item, read_image
+from tokbench.data.items import Item, open_image, read_image
 from tokbench.errors import BadInputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
@@ -134,14 +134,9 @@ class ImageFolder(OnDiskDataset):
 
 
 def _check_header(path: Path) -> None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            if im.size[0] < 1 or im.size[1] < 1:
-                raise BadInputError(f"{path}: image has no pixels")
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise BadInputError(f"{path}: cannot read image ({e})") from None
+    with open_image(path) as im:
+        if im.size[0] < 1 or im.size[1] < 1:
+            raise BadInputError(f"{path}: image has no pixels")
 
 
 def _preset_loader(path: Path, preset: ImagePreset):

@@ -5,6 +5,10 @@ and metrics see only the pixels plus the annotations.
 """
 from __future__ import annotations
 
+import os
+import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -69,16 +73,58 @@ class Item:
         return pixels
 
 
-def read_image(path: Path | str) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB; a broken file raises an error naming it."""
+MAX_PIXELS_ENV = "TOKBENCH_MAX_IMAGE_PIXELS"
+_PIL_DEFAULT_MAX_PIXELS: list[int] = []
+
+
+def max_image_pixels() -> int:
+    """The largest image (width x height) any loader decodes: PIL's decompression-bomb limit unless
+    $TOKBENCH_MAX_IMAGE_PIXELS raises (or lowers) it for trusted data."""
+    from PIL import Image
+
+    if not _PIL_DEFAULT_MAX_PIXELS:
+        _PIL_DEFAULT_MAX_PIXELS.append(int(Image.MAX_IMAGE_PIXELS or 0) or 89478485)
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return _PIL_DEFAULT_MAX_PIXELS[0]
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadInputError(f"{MAX_PIXELS_ENV}={text!r} must be a positive number of pixels")
+    return value
+
+
+@contextmanager
+def open_image(path: Path | str):
+    """``PIL.Image.open`` for every loader: an unreadable file or one over the pixel limit (a decompression
+    bomb: a tiny file declaring a huge image) is a BadInputError naming it, so --skip-bad can skip it."""
     from PIL import Image, UnidentifiedImageError
 
+    limit = max_image_pixels()
+    Image.MAX_IMAGE_PIXELS = limit  # PIL refuses at twice this and warns above it; we refuse above it
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    hint = (f"the limit is {limit} pixels (decompression-bomb guard); if the file is trusted, raise it with "
+            f"{MAX_PIXELS_ENV}=N")
     try:
         with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
+            w, h = im.size
+            if w * h > limit:
+                raise BadInputError(f"{path}: image declares {w}x{h} = {w * h} pixels; {hint}")
+            yield im
+    except Image.DecompressionBombError as e:  # PIL's own guard (twice its limit) fires before ours
+        n = re.search(r"\((\d+) pixels\)", str(e))
+        raise BadInputError(f"{path}: image declares {n.group(1) if n else 'too many'} pixels; {hint}") from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
         raise BadInputError(f"{path}: cannot read image ({e})") from None
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB; a broken file raises an error naming it."""
+    with open_image(path) as im:
+        im.load()
+        return np.asarray(im.convert("RGB"))
 
 
 def read_video(path: Path | str, max_frames: Optional[int] = None) -> np.ndarray:

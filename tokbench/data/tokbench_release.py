@@ -61,8 +61,8 @@ def _field(raw: dict, key: str, what: str) -> Any:
 
 def _text(raw: dict, key: str, what: str) -> str:
     value = _field(raw, key, what)
-    if not isinstance(value, str) or not value:
-        raise BadInputError(f"{what}: field {key!r} must be a non-empty string, got {value!r}")
+    if not isinstance(value, str) or not value or value.encode("utf-8", "replace").decode() != value:
+        raise BadInputError(f"{what}: field {key!r} must be a non-empty valid Unicode string, got {value!r}")
     return value
 
 

@@ -185,16 +185,18 @@ class StyleGANVI3D:
     name = "i3d-styleganv"
     ddof = 0  # StyleGAN-V FeatureStats divides by N
 
-    def __init__(self, weights_path: Path | str, device: str = "cpu"):
+    def __init__(self, weights_path: Path | str, device: str = "cpu", allow_unsafe: bool = False):
+        from tokbench.checkpoints import load_torchscript
+        from tokbench.weights_catalog import I3D_STYLEGANV
+
         self.device = torch.device(device)
         self.weights_path = Path(weights_path)
+        # a TorchScript archive (the published format) is code: the opt-in or a pinned sha256, as for Cosmos
         try:
-            # TorchScript archive (the published format): runs TorchScript code, not arbitrary Python pickles
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch 2.x deprecates jit.load; no other format exists
-                self.model = torch.jit.load(str(weights_path), map_location=self.device).eval()
-        except Exception as e:  # noqa: BLE001
-            raise MissingWeightsError(f"{weights_path}: not a loadable TorchScript I3D ({type(e).__name__})") from None
+            self.model = load_torchscript(weights_path, "rFVD I3D (StyleGAN-V)", allow_unsafe=allow_unsafe,
+                                          known_sha256=I3D_STYLEGANV.sha256, map_location=self.device)
+        except BadInputError as e:
+            raise MissingWeightsError(str(e)) from None
 
     @torch.no_grad()
     def __call__(self, videos: np.ndarray) -> np.ndarray:

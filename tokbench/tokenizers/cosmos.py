@@ -32,6 +32,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from tokbench.checkpoints import torchscript_trusted
 from tokbench.errors import BadInputError, MissingWeightsError, UnsafeCheckpointError
 from tokbench.tokenizers.base import Encoded, TokenizerSpec, continuous_bits, discrete_bits
 from tokbench.tokenizers.registry import register_tokenizer
@@ -194,7 +195,7 @@ def load_jit(path: Path, spec: TokenizerSpec):
 
 def cosmos(spec, *, checkpoint=None, allow_unsafe: bool = False, temporal_window: int = TEMPORAL_WINDOW):
     enc_path, dec_path = jit_files(spec, checkpoint)
-    if not allow_unsafe:
+    if not all(torchscript_trusted(p, allow_unsafe)[0] for p in (enc_path, dec_path)):  # the TorchScript rule
         raise UnsafeCheckpointError(
             f"{spec.name}: {enc_path.name} and {dec_path.name} in {enc_path.parent} are TorchScript programs "
             f"(their code runs when the model is called); pass --allow-unsafe-checkpoint (allow_unsafe=True) if you "
@@ -202,10 +203,34 @@ def cosmos(spec, *, checkpoint=None, allow_unsafe: bool = False, temporal_window
             f"(the official files come from hf://{spec.checkpoint.hub_repo})")
     tok = CosmosTokenizer(spec, load_jit(enc_path, spec), load_jit(dec_path, spec), temporal_window=temporal_window,
                           checkpoint_path=str(enc_path.parent))
+    check_latent_shape(tok, enc_path)
     from tokbench.data.dataset import sha256_file
 
     tok.checkpoint_sha256 = f"encoder.jit:{sha256_file(enc_path)},decoder.jit:{sha256_file(dec_path)}"
     return tok
+
+
+def check_latent_shape(tok: CosmosTokenizer, enc_path: Path) -> None:
+    """Encode one small black window and compare the code's shape with the spec: files of another Cosmos
+    variant (other factors, channels, or continuous for discrete) are refused before any item runs."""
+    spec = tok.spec
+    side = SPATIAL_ALIGN * max(1, spec.spatial_factor // SPATIAL_ALIGN)
+    shape = (1, 3, 1 + spec.temporal_factor, side, side) if tok.video else (1, 3, side, side)
+    x, _ = pad_window(torch.full(shape, -1.0))
+    try:
+        with torch.inference_mode():
+            code = first_output(tok.encoder(x))
+    except Exception as e:  # noqa: BLE001
+        raise BadInputError(f"tokenizer {spec.name}: {enc_path} fails on a {'x'.join(map(str, x.shape))} probe "
+                            f"({type(e).__name__}: {str(e).strip()[:200]})") from None
+    s = side // spec.spatial_factor
+    lat = ((1 + (x.shape[2] - 1) // spec.temporal_factor,) if tok.video else ()) + (s, s)
+    expected = (1, *lat) if tok.discrete else (1, spec.latent_channels, *lat)
+    if not isinstance(code, torch.Tensor) or tuple(code.shape) != expected:
+        got = tuple(code.shape) if isinstance(code, torch.Tensor) else type(code).__name__
+        raise BadInputError(f"tokenizer {spec.name}: {enc_path} gives a code of shape {got} for a "
+                            f"{'x'.join(map(str, x.shape))} input, the spec expects {expected}; these files are "
+                            f"another Cosmos variant")
 
 
 def cosmos_image(spec, *, checkpoint=None, allow_unsafe: bool = False):

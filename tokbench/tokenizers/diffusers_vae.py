@@ -142,7 +142,8 @@ def load_model(spec: TokenizerSpec, checkpoint: Optional[str]):
             raise BadInputError(f"tokenizer {spec.name}: {folder}/config.json describes a {found}, "
                                 f"expected a {source.cls}")
         try:
-            model = cls.from_pretrained(str(folder), local_files_only=True, **kwargs)
+            model = strict_from_pretrained(cls, spec.name, _weights_label(folder), str(folder), local_files_only=True,
+                                           **kwargs)
         except OSError as e:  # config present, weights absent
             raise MissingWeightsError(f"{spec.name}: {folder} is not a complete diffusers {source.cls} folder "
                                       f"({first_line(e)})") from None
@@ -153,8 +154,8 @@ def load_model(spec: TokenizerSpec, checkpoint: Optional[str]):
     try:
         with warnings.catch_warnings():  # diffusers passes an argument huggingface_hub >= 1.0 deprecates
             warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
-            model = cls.from_pretrained(source.repo, subfolder=source.subfolder, local_files_only=is_offline,
-                                        **kwargs)
+            model = strict_from_pretrained(cls, spec.name, where, source.repo, subfolder=source.subfolder,
+                                           local_files_only=is_offline, **kwargs)
     except OSError as e:
         why = "offline" if is_offline else f"download failed: {first_line(e)}"
         raise MissingWeightsError(f"{spec.name}: missing the diffusers folder {where}; put its config.json and "
@@ -162,6 +163,44 @@ def load_model(spec: TokenizerSpec, checkpoint: Optional[str]):
                                   f"({why})") from None
     local = spec.checkpoint.find_local()  # the snapshot the download left in the Hugging Face cache
     return model.eval(), (str(local.parent) if local else where), (folder_digest(local.parent) if local else None)
+
+
+def _weights_label(folder: Path) -> str:
+    files = sorted(f.name for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES) if folder.is_dir() else []
+    return str(folder / files[0]) if len(files) == 1 else str(folder)
+
+
+def _keys(keys, n: int = 4) -> str:
+    keys = [str(k) for k in keys]
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
+def strict_from_pretrained(cls, name: str, where: str, *args, **kwargs):
+    """``cls.from_pretrained`` that refuses a checkpoint whose tensors do not fill the model exactly (as the
+    omni loader does): diffusers would leave missing weights randomly initialised with a warning (the run
+    then fails much later, or scores noise), and a shape mismatch is a long traceback."""
+    from diffusers.utils import logging as dlog
+
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # its "newly initialized" warnings are replaced by the one line below
+    try:
+        model, info = cls.from_pretrained(*args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs)
+    finally:
+        dlog.set_verbosity(level)
+    problems = []
+    if info.get("missing_keys"):
+        problems.append(f"missing {_keys(info['missing_keys'])}")
+    if info.get("mismatched_keys"):
+        problems.append("wrong shape " + _keys(f"{k} {tuple(a)} (model {tuple(b)})"
+                                               for k, a, b in info["mismatched_keys"]))
+    if info.get("unexpected_keys"):
+        problems.append(f"unexpected {_keys(info['unexpected_keys'])}")
+    if info.get("error_msgs"):
+        problems.append(first_line(Exception(info["error_msgs"][0])))
+    if problems:
+        raise BadInputError(f"tokenizer {name}: checkpoint {where} does not match diffusers.{cls.__name__}: "
+                            + "; ".join(problems))
+    return model
 
 
 def first_line(e: BaseException) -> str:

@@ -6,6 +6,7 @@ Families with heavy dependencies import them inside the factory, so listing neve
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -119,3 +120,55 @@ def _ensure_builtins():
     if not _loaded:
         _loaded = True
         import tokbench.tokenizers  # noqa: F401  (registers the built-in families)
+
+        load_entry_point_plugins()
+
+
+PLUGIN_GROUP = "tokbench.tokenizers"
+
+
+def load_entry_point_plugins(warn=None) -> list[str]:
+    """Import the installed packages that declare ``[project.entry-points."tokbench.tokenizers"]``; their
+    import registers their tokenizers. A broken plugin is reported and skipped, never fatal to tokbench."""
+    import sys
+    from importlib.metadata import entry_points
+
+    warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
+    loaded = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()
+            loaded.append(ep.name)
+        except Exception as e:
+            warn(f"tokenizer plugin {ep.name} ({ep.value}) failed to load: {type(e).__name__}: {e}")
+    return loaded
+
+
+def load_plugins(modules) -> None:
+    """``--plugin MODULE``: import modules that register tokenizers (on the Python path, or a .py file)."""
+    import hashlib
+    import importlib
+    import importlib.util
+    import sys
+
+    for name in modules or ():
+        try:
+            if name.endswith(".py"):
+                path = Path(name).resolve()
+                if not path.is_file():
+                    raise FileNotFoundError(f"no such file {name}")
+                module_name = f"tokbench_plugin_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+                if module_name in sys.modules:  # imported once per process, like a module name
+                    continue
+                spec = importlib.util.spec_from_file_location(module_name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[module_name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[module_name]
+                    raise
+            else:
+                importlib.import_module(name)
+        except Exception as e:
+            raise BadInputError(f"--plugin {name}: cannot import it ({type(e).__name__}: {e})") from None

@@ -67,8 +67,8 @@ class EmbeddedDataset(Dataset):
     # --- build ------------------------------------------------------------------------------------------
     def build(self, force: bool = False) -> Path:
         """Write the dataset's files and build record (skipped when already built, unless ``force``)."""
-        with _lock_for(self.name):
-            final = self.folder()
+        final = self.folder()
+        with _lock_for(self.name), store.build_lock(final):
             if not force and store.read_record(final) is not None:
                 return final
             store.log(f"building embedded dataset {self.name} into {final}")

@@ -7,12 +7,12 @@ files and the pinned sources it reads, so a changed input builds into a new fold
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,23 +64,39 @@ def write_ffv1(path: Path, frames: np.ndarray, fps: float) -> None:
 
 
 def atomic_build_dir(final: Path):
-    """Context manager yielding a temporary sibling folder that replaces ``final`` on success."""
-    import contextlib
+    """Context manager yielding a temporary sibling folder (mode from the umask) that replaces ``final``
+    as one unit on success."""
+    from tokbench.cache import make_temp_dir, replace_dir
 
     @contextlib.contextmanager
     def _cm():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=final.name + ".", suffix=".tmp", dir=final.parent))
+        tmp = make_temp_dir(final.parent, final.name)
         try:
             yield tmp
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            replace_dir(tmp, final)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # after a swap: the previous build
 
     return _cm()
+
+
+@contextlib.contextmanager
+def build_lock(final: Path):
+    """Cross-process lock for building ``final`` (torchrun ranks, parallel CI jobs on one cache): one
+    process builds, the others wait here and then find the build done."""
+    import fcntl
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another process building {final.name}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def read_record(folder: Path) -> dict | None:
