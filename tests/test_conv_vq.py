@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -219,7 +218,6 @@ def test_lightning_callback_class_key_needs_no_unsafe_opt_in(tmp_path):
 
 def test_full_size_upstream_file_loads(tmp_path):
     """A full-size LlamaGen VQ-8 in upstream's training-checkpoint layout, through --checkpoint, strict and silent."""
-    start = time.perf_counter()
     model = random_vqgan(RELEASES["llamagen-vq8-c2i"].config, seed=3)
     path = save_checkpoint(llamagen_checkpoint(model), tmp_path / "vq_ds8_c2i.pt")
     tok = create_tokenizer("llamagen-vq8-c2i", checkpoint=str(path))
@@ -230,7 +228,6 @@ def test_full_size_upstream_file_loads(tmp_path):
     enc = tok.encode(x)
     assert enc.indices.shape == (1, 1, 2, 2) and tok.decode(enc).shape == x.shape
     assert torch.equal(enc.indices[:, 0], model.encode(x[:, :, 0])[0])
-    assert time.perf_counter() - start < 60
 
 
 # -- numerics -------------------------------------------------------------------------------------------
