@@ -27,6 +27,7 @@ import numpy as np
 from tokbench.errors import BadInputError
 
 METHODS = ("nuclear", "eigvals")
+DEFAULT_METHOD = "nuclear"
 DESCRIPTION = {  # what metrics record in their manifest entry
     "nuclear": "float64 nuclear norm of F1^T F2, S = F F^T by Cholesky (pivoted Cholesky at numerical rank "
                "D*eps*max when singular); no matrix square root, no eigenvalue cut (tokbench.features.frechet)",
@@ -63,7 +64,7 @@ def covariance_factor(s: np.ndarray) -> np.ndarray:
     return _pivoted_cholesky(s, tol)
 
 
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "nuclear") -> float:
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = DEFAULT_METHOD) -> float:
     """tr sqrt(sigma1 @ sigma2) for covariance matrices, in float64."""
     s1 = np.asarray(sigma1, np.float64)
     s2 = np.asarray(sigma2, np.float64)
@@ -81,7 +82,7 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "nu
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     method: str = "nuclear") -> float:
+                     method: str = DEFAULT_METHOD) -> float:
     """Squared Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (what FID/FVD report)."""
     mu1 = np.atleast_1d(np.asarray(mu1, np.float64))
     mu2 = np.atleast_1d(np.asarray(mu2, np.float64))
