@@ -253,3 +253,27 @@ def test_stats_key_separates_preprocessing_and_resolution(fid_env):
     assert a.path != b.path and not b.cached
     assert b.key.preprocessing == "center-crop" and b.key.resolution == 32
     assert not np.allclose(a.stats.total, b.stats.total)
+
+
+def test_stats_key_has_what_the_per_item_key_has(fid_env, peer_and_ours, monkeypatch):
+    """Versions, device and TF32 state change features, so they key cached reference statistics too: the
+    key carries the extractor's describe(), the very dict rFID's describe() (the per-item key) contains."""
+    import json
+
+    import pytorch_fid
+
+    from tokbench.stats import build_stats, extractor_config
+
+    ds = CropSet.make(fid_env["originals"][:1])
+    a = build_stats(ds, resolution=None, split="test")
+    config = json.loads(a.key.extractor_config)
+    assert {"torch", "pytorch_fid", "device", "tf32", "dtype"} <= set(config)
+    described = peer_and_ours["metric"].describe()
+    assert config == {k: described[k] for k in config}
+    monkeypatch.setattr(pytorch_fid, "__version__", "0.0.test")
+    b = build_stats(ds, resolution=None, split="test")
+    assert not b.cached and b.path != a.path
+    np.testing.assert_array_equal(b.stats.outer, a.stats.outer)  # same numbers here, but not known to be
+    before = extractor_config("inception", "cpu")
+    monkeypatch.setattr(torch, "__version__", "0.0.test")
+    assert extractor_config("inception", "cpu") != before

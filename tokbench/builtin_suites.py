@@ -6,7 +6,7 @@ import tokbench.data.samples  # noqa: F401  (package-images / package-videos, fo
 import tokbench.metrics  # noqa: F401  (registers the metrics named below)
 
 PIXEL_METRICS = ("psnr", "ssim", "lpips", "rfid")
-VIDEO_METRICS = ("text", "face", "psnr", "ssim", "lpips", "tcons", "rfvd")
+VIDEO_METRICS = ("text", "face", "psnr", "psnr-pooled", "ssim", "lpips", "tcons", "rfvd")
 
 register_suite(Suite("text", datasets=EMBEDDED_SUITES["text"], metrics=("text", *PIXEL_METRICS),
                      description="Text fidelity: real and rendered words over real backgrounds"))

@@ -1,7 +1,9 @@
 """Cached reference statistics of the originals (float64 Gaussian sums), reused by every tokenizer.
 
 A file is keyed by everything that changes the numbers: dataset (and its content hash), split,
-resolution, preprocessing, extractor and the sha256 of its weights, and N (items used). It lives under
+resolution, preprocessing, extractor and the sha256 of its weights, N (items used), and the extractor's
+own description, the same dict that keys the per-item reference cache through ``metric.describe()``
+(torch / pytorch-fid versions, device and GPU, dtype and TF32 state). It lives under
 ``tokbench.weights.cache_root()/"stats"`` as an .npz of (n, sum x, sum x x^T) plus the key as metadata,
 so a metric combines it with reconstruction features exactly (``GaussianStats.from_states`` accepts
 ``stats.to_state()`` in place of per-item reference states). ``build_stats`` backs `tokbench stats build`.
@@ -35,6 +37,7 @@ class StatsKey:
     preprocessing: str
     extractor: str
     weights_sha256: str
+    extractor_config: str  # json of the extractor's describe_on(device), as in the per-item cache key
     n: int
 
     def digest(self) -> str:
@@ -110,14 +113,23 @@ EXTRACTORS = {  # name -> (weights registry name, is_video)
 }
 
 
-def _load_extractor(extractor: str, path: Path, device: str):
+def _extractor_class(extractor: str):
     if extractor == "inception":
         from tokbench.features.inception import InceptionFeatures
 
-        return InceptionFeatures(path, device=device)
+        return InceptionFeatures
     from tokbench.features.i3d import StyleGANVI3D, TATSI3D
 
-    return (StyleGANVI3D if extractor == "i3d-styleganv" else TATSI3D)(path, device=device)
+    return StyleGANVI3D if extractor == "i3d-styleganv" else TATSI3D
+
+
+def _load_extractor(extractor: str, path: Path, device: str):
+    return _extractor_class(extractor)(path, device=device)
+
+
+def extractor_config(extractor: str, device: str) -> str:
+    """The extractor's describe() for ``device`` as canonical json, without loading its network."""
+    return json.dumps(_extractor_class(extractor).describe_on(device), sort_keys=True, default=str)
 
 
 def build_stats(dataset: Union[str, "Dataset"], resolution: Optional[int] = None, split: str = "all",
@@ -147,21 +159,28 @@ def build_stats(dataset: Union[str, "Dataset"], resolution: Optional[int] = None
     wpath = wc.resolve_for(weights_name, explicit=weights_path, what=f"{extractor} weights")
     weights = wc.provenance(weights_name, wpath)  # the key needs the weights' sha256, not the network
     key = StatsKey(dataset=ds.name, dataset_sha256=ds.content_hash, split=split, resolution=resolution,
-                   preprocessing=preprocessing, extractor=extractor, weights_sha256=weights["sha256"], n=len(items))
+                   preprocessing=preprocessing, extractor=extractor, weights_sha256=weights["sha256"],
+                   extractor_config=extractor_config(extractor, device), n=len(items))
     if not force:
         cached = load_stats(key)
         if cached is not None:
             return StatsResult(key, stats_path(key), cached, True)
     model = _load_extractor(extractor, wpath, device)
-    stats = GaussianStats(model.dim)
     prep = PREPROCESSING[preprocessing]
-    for i, item in enumerate(items):
-        pixels = prep(item.load(), resolution)
-        try:
-            stats.add(model(pixels[None]) if video else model(pixels))
-        except BadInputError as e:
-            raise BadInputError(f"item {item.id} ({item.path}): {e}") from None
-        if progress:
-            progress(i + 1, len(items))
+
+    def item_features():
+        for i, item in enumerate(items):
+            pixels = prep(item.load(), resolution)
+            try:
+                feats = model(pixels[None]) if video else model(pixels)
+                if not np.isfinite(feats).all():
+                    raise BadInputError("features contain NaN or Inf")
+            except BadInputError as e:
+                raise BadInputError(f"item {item.id} ({item.path}): {e}") from None
+            if progress:
+                progress(i + 1, len(items))
+            yield {"features": feats}
+
+    stats = GaussianStats.from_states(item_features(), model.dim)  # stacked float64 updates
     saved = save_stats(key, stats, {"extractor": model.describe(), "weights": weights, "features": stats.n})
     return StatsResult(key, saved, stats, False)

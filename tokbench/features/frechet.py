@@ -1,24 +1,21 @@
-"""Frechet distance between two Gaussians, in float64, without scipy's sqrtm.
+"""Frechet distance between two Gaussians, in float64, without a matrix square root.
 
     d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2)
 
-tr sqrt(S1 S2) is the sum of square roots of the eigenvalues of S1 S2. S1 S2 is not symmetric, but for
-covariances (symmetric positive semi-definite) it is similar to a symmetric PSD matrix:
+With covariance factors S1 = F1 F1^T and S2 = F2 F2^T, S1 S2 has the same non-zero eigenvalues as
+(F1^T F2)(F1^T F2)^T, so tr sqrt(S1 S2) is the sum of the singular values of F1^T F2 (its nuclear norm).
+The singular values come straight from an SVD, whose error is ~eps * largest for every one of them. Going
+through the eigenvalues of a symmetric form of S1 S2 (F1^T S2 F1, TF-GAN's ``trace_sqrt_product``) squares
+the spread first: eigenvalues of S1 S2 span cond(S1) * cond(S2), which passes 1/eps for real Inception
+statistics, and the square root of an eigenvalue that is all round-off is ~1e-8 of the largest, not ~eps.
 
-* S1 = L L^T, L (D x r)  =>  the non-zero eigenvalues of S1 S2 are those of L^T S2 L  (r x r, PSD)
-
-(L^-1 S1 S2 L = L^T S2 L when L is square), so the eigenvalues come from ``eigvalsh`` of a symmetric
-matrix (TF-GAN's ``trace_sqrt_product`` idea): real, exact, and ~10x faster than ``scipy.linalg.sqrtm`` at
-D = 2048 on a CPU (benchmarks/bench_frechet.py). L is the plain Cholesky factor when S1 is positive
-definite, else (fewer samples than dimensions) LAPACK's rank-revealing pivoted Cholesky ``?pstrf``, whose
-rank r stops at pivots below ``D * eps * max diag``, so only S1's numerical range enters.
-
-Numerical rank matters: a rank-r covariance in 2048-d has 2048 - r eigenvalues that are zero in exact
-arithmetic, and summing sqrt(round-off) over them biases the trace term (by ~5e-8 relative at N = 1000
-and O(1) FID units at N = 6 with pool3-scale features, in scipy sqrtm and ``eigvals`` alike). Working in
-the numerical range, and dropping eigenvalues of the inner matrix below ``D * eps * max``, gives the
-exact low-rank value (the nuclear norm of the centred cross-feature matrix) to ~1e-15 relative; see
-tests/test_frechet.py.
+F is the Cholesky factor when S is numerically positive definite (every pivot above ``D * eps * max diag``,
+numpy's ``matrix_rank`` tolerance) and otherwise LAPACK's pivoted Cholesky ``?pstrf`` stopped at that same
+tolerance: with fewer samples than dimensions the covariance has D - r eigenvalues that are zero in exact
+arithmetic, and a factor that kept them would add their round-off to the trace (scipy ``sqrtm`` and
+``eigvals`` carry that bias, ~5e-8 relative at N = 1000). Nothing else is cut, so the full-rank result is
+exact to float64 round-off of the traces whatever the conditioning (tests/test_frechet.py checks closed
+forms and feature-level references; benchmarks/bench_frechet.py measures error and time).
 
 ``method="eigvals"`` keeps the torchmetrics / torch-fidelity 0.4 form (general ``eigvals`` of S1 S2, real
 part of the complex square roots) for comparison.
@@ -29,21 +26,21 @@ import numpy as np
 
 from tokbench.errors import BadInputError
 
-METHODS = ("symmetric", "eigvals")
+METHODS = ("nuclear", "eigvals")
+DEFAULT_METHOD = "nuclear"
+DESCRIPTION = {  # what metrics record in their manifest entry
+    "nuclear": "float64 nuclear norm of F1^T F2, S = F F^T by Cholesky (pivoted Cholesky at numerical rank "
+               "D*eps*max when singular); no matrix square root, no eigenvalue cut (tokbench.features.frechet)",
+    "eigvals": "float64 real part of sqrt(eigvals(S1 S2)) (torchmetrics form; tokbench.features.frechet)",
+}
 _EPS = np.finfo(np.float64).eps
 
 
-def _numerical_support(values: np.ndarray, dim: int) -> np.ndarray:
-    """Mask of eigenvalues of a PSD matrix that are distinguishable from zero (numpy matrix_rank's tol)."""
-    top = values.max(initial=0.0)
-    return values > top * dim * _EPS
-
-
-def _pivoted_cholesky(s: np.ndarray) -> np.ndarray:
-    """F (D x r) with s = F F^T up to round-off, r = numerical rank (LAPACK dpstrf, default tolerance)."""
+def _pivoted_cholesky(s: np.ndarray, tol: float) -> np.ndarray:
+    """F (D x r) with s = F F^T up to round-off, r = numerical rank (LAPACK dpstrf stopped at pivot ``tol``)."""
     from scipy.linalg import lapack
 
-    c, piv, rank, info = lapack.dpstrf(s, lower=1)
+    c, piv, rank, info = lapack.dpstrf(s, lower=1, tol=tol)
     if info < 0:
         raise BadInputError(f"pivoted Cholesky failed on the covariance (LAPACK info {info})")
     factor = np.zeros((s.shape[0], rank))
@@ -51,30 +48,41 @@ def _pivoted_cholesky(s: np.ndarray) -> np.ndarray:
     return factor
 
 
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "symmetric") -> float:
+def covariance_factor(s: np.ndarray) -> np.ndarray:
+    """F (D x r), s = F F^T, r = numerical rank of s (pivots below ``D * eps * max diag`` are round-off)."""
+    dim = s.shape[0]
+    top = float(np.diag(s).max(initial=0.0))
+    if top <= 0.0:  # constant features: a zero covariance
+        return np.zeros((dim, 0))
+    tol = dim * _EPS * top
+    try:
+        factor = np.linalg.cholesky(s)
+        if float(np.diag(factor).min()) ** 2 > tol:  # Cholesky can also "succeed" on round-off pivots
+            return factor
+    except np.linalg.LinAlgError:
+        pass
+    return _pivoted_cholesky(s, tol)
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = DEFAULT_METHOD) -> float:
     """tr sqrt(sigma1 @ sigma2) for covariance matrices, in float64."""
     s1 = np.asarray(sigma1, np.float64)
     s2 = np.asarray(sigma2, np.float64)
-    dim = s1.shape[0]
     if method == "eigvals":
         ev = np.linalg.eigvals(s1 @ s2)
         return float(np.sqrt(ev.astype(np.complex128)).real.sum())
-    if method != "symmetric":
+    if method != "nuclear":
         raise BadInputError(f"unknown Frechet method {method!r}; use one of {', '.join(METHODS)}")
-    try:
-        factor = np.linalg.cholesky(s1)
-    except np.linalg.LinAlgError:  # singular S1 (fewer samples than dimensions): its numerical range only
-        factor = _pivoted_cholesky(s1)
-    if factor.shape[1] == 0:
+    from scipy.linalg import svdvals
+
+    f1, f2 = covariance_factor(s1), covariance_factor(s2)
+    if f1.shape[1] == 0 or f2.shape[1] == 0:
         return 0.0
-    inner = factor.T @ s2 @ factor
-    inner = (inner + inner.T) / 2
-    ev = np.linalg.eigvalsh(inner)
-    return float(np.sqrt(ev[_numerical_support(ev, dim)]).sum())
+    return float(svdvals(f1.T @ f2, overwrite_a=True, check_finite=False).sum())
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     method: str = "symmetric") -> float:
+                     method: str = DEFAULT_METHOD) -> float:
     """Squared Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (what FID/FVD report)."""
     mu1 = np.atleast_1d(np.asarray(mu1, np.float64))
     mu2 = np.atleast_1d(np.asarray(mu2, np.float64))

@@ -15,6 +15,17 @@ import numpy as np
 from tokbench.errors import BadInputError
 
 
+BLOCK_ROWS = 1024  # rows per float64 update: 16 MiB at D = 2048, BLAS-efficient
+
+
+def _stack(blocks: list[np.ndarray], dim: int) -> np.ndarray:
+    """One (rows, dim) array; a block of the wrong width is reported as add() reports it."""
+    for b in blocks:
+        if b.ndim != 2 or b.shape[1] != dim:
+            return b
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
 @dataclass
 class GaussianStats:
     dim: int
@@ -79,18 +90,33 @@ class GaussianStats:
         return {"n": np.asarray(self.n, np.int64), "sum": self.total, "sum_outer": self.outer}
 
     @classmethod
-    def from_states(cls, states: Iterable[Mapping[str, np.ndarray]], dim: int) -> "GaussianStats":
+    def from_states(cls, states: Iterable[Mapping[str, np.ndarray]], dim: int,
+                    block_rows: int = BLOCK_ROWS) -> "GaussianStats":
         """Combine per-item states: each is either ``{"features": (k, dim)}`` or a summed shard
-        ``{"n", "sum", "sum_outer"}`` (as written by ``to_state`` or a cached reference)."""
+        ``{"n", "sum", "sum_outer"}`` (as written by ``to_state`` or a cached reference).
+
+        Item features are stacked up to ``block_rows`` rows before one float64 update: ``x.T @ x`` costs
+        a full D x D pass whatever the number of rows, so one update per item (11 ms at D = 2048) made
+        accumulation, not the network, the slow part of rFID at 50k images."""
         acc = cls(dim)
+        pending: list[np.ndarray] = []
+        rows = 0
         for st in states:
             if "features" in st:
-                acc.add(st["features"])
+                x = np.asarray(st["features"])
+                x = x[None] if x.ndim == 1 else x
+                pending.append(x)
+                rows += x.shape[0]
+                if rows >= block_rows:
+                    acc.add(_stack(pending, dim))
+                    pending, rows = [], 0
             elif "sum_outer" in st:
                 acc.merge(cls(dim, int(st["n"]), np.asarray(st["sum"], np.float64),
                               np.asarray(st["sum_outer"], np.float64)))
             else:
                 raise BadInputError(f"unrecognised feature state with keys {sorted(st)}")
+        if pending:
+            acc.add(_stack(pending, dim))
         return acc
 
     def save(self, path: Path | str, **meta: str) -> None:

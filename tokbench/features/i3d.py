@@ -175,9 +175,14 @@ class TATSI3D:
             return self.model(tats_preprocess(x.to(self.device))).cpu().numpy()
 
     def describe(self) -> dict:
-        return {"extractor": "TATS/VideoGPT InceptionI3d (tokbench implementation), logits", "dim": self.dim,
+        return self.describe_on(self.device)
+
+    @classmethod
+    def describe_on(cls, device) -> dict:
+        """What describe() says for ``device``, without a loaded network (reference-statistics cache keys)."""
+        return {"extractor": "TATS/VideoGPT InceptionI3d (tokbench implementation), logits", "dim": cls.dim,
                 "resize": "torch bilinear to 224x224 per frame, align_corners=False, no antialias, no crop",
-                "input": "2x/255 - 1", "covariance_ddof": self.ddof, **precision_record(self.device)}
+                "input": "2x/255 - 1", "covariance_ddof": cls.ddof, **precision_record(device)}
 
 
 class StyleGANVI3D:
@@ -213,6 +218,11 @@ class StyleGANVI3D:
         return out
 
     def describe(self) -> dict:
-        return {"extractor": "StyleGAN-V i3d_torchscript.pt, return_features=True (400-d logits)", "dim": self.dim,
+        return self.describe_on(self.device)
+
+    @classmethod
+    def describe_on(cls, device) -> dict:
+        """What describe() says for ``device``, without a loaded network (reference-statistics cache keys)."""
+        return {"extractor": "StyleGAN-V i3d_torchscript.pt, return_features=True (400-d logits)", "dim": cls.dim,
                 "call": "detector(uint8 BCTHW, rescale=True, resize=True, return_features=True)",
-                "covariance_ddof": self.ddof, **precision_record(self.device)}
+                "covariance_ddof": cls.ddof, **precision_record(device)}

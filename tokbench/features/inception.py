@@ -80,8 +80,13 @@ class InceptionFeatures:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def describe(self) -> dict:
+        return self.describe_on(self.device)
+
+    @classmethod
+    def describe_on(cls, device) -> dict:
+        """What describe() says for ``device``, without a loaded network (reference-statistics cache keys)."""
         import pytorch_fid
 
         return {"extractor": "pytorch-fid InceptionV3 pool3", "pytorch_fid": pytorch_fid.__version__,
-                "dim": self.dim, "resize": "bilinear to 299x299 inside the model, align_corners=False, no antialias",
-                "input": "uint8 RGB / 255, then 2x - 1", **precision_record(self.device)}
+                "dim": cls.dim, "resize": "bilinear to 299x299 inside the model, align_corners=False, no antialias",
+                "input": "uint8 RGB / 255, then 2x - 1", **precision_record(device)}

@@ -4,9 +4,10 @@ Per item, the state is the pool3 features of every frame (an image is one frame;
 each frame, so N counts frames). Features are pytorch-fid's (InceptionV3 FID weights, bilinear resize to
 299 inside the network, 2x - 1) computed from the uint8 pixels the pipeline rounded once. Both sides
 accumulate float64 sums (n, sum x, sum x x^T), so shards and cached reference statistics combine
-exactly; the covariance is unbiased (N - 1) like numpy.cov in pytorch-fid, and the distance comes from
-symmetric eigenvalues in float64 (tokbench.features.frechet). Every score carries its N; N < 2048
-(fewer samples than feature dimensions) triggers a warning because FID is strongly biased there.
+exactly; the covariance is unbiased (N - 1) like numpy.cov in pytorch-fid, and the distance is the
+float64 nuclear-norm form of tokbench.features.frechet (no matrix square root; recorded in describe()).
+Every score carries its N; N < 2048 (fewer samples than feature dimensions) triggers a warning because
+FID is strongly biased there.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Iterable
 import numpy as np
 
 from tokbench.errors import BadInputError
-from tokbench.features.frechet import frechet_distance
+from tokbench.features.frechet import DEFAULT_METHOD, DESCRIPTION, frechet_distance
 from tokbench.features.gaussian import GaussianStats
 from tokbench.features.inception import FEATURE_DIM, InceptionFeatures
 from tokbench.metrics.base import DistributionMetric, Sample, register_metric
@@ -56,7 +57,7 @@ class RFID(DistributionMetric):
         return {**super().describe(), **self.extractor.describe(), "weights": self.weights,
                 "pixels": "uint8 RGB as rounded once by the pipeline; video frames count as images",
                 "statistics": "float64 streaming sums, covariance / (N - 1)",
-                "distance": "float64 symmetric-eigenvalue trace sqrt (tokbench.features.frechet)"}
+                "distance": DESCRIPTION[DEFAULT_METHOD]}
 
     def features(self, pixels: np.ndarray, item_id: str = "") -> dict[str, np.ndarray]:
         try:

@@ -7,7 +7,7 @@ frames form the clip). Detectors:
   does; covariance divided by N (StyleGAN-V ``FeatureStats``).
 * ``tats`` (metric ``rfvd-tats``): TATS ``i3d_pretrained_400.pt`` with torch bilinear resize to 224;
   covariance divided by N - 1 (TATS ``cov``). TATS computes the distance with a float32 SVD; tokbench
-  uses float64 symmetric eigenvalues for both detectors (recorded in describe()).
+  uses the float64 nuclear-norm form of tokbench.features.frechet for both detectors (recorded in describe()).
 
 Named UCF-101 presets (``FVD_PRESETS``) fix clip length, size, split and detector as LARP and
 OmniTokenizer report rFVD; the metric checks every clip against its preset. rFVD numbers from different
@@ -21,7 +21,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from tokbench.errors import BadInputError
-from tokbench.features.frechet import frechet_distance
+from tokbench.features.frechet import DEFAULT_METHOD, DESCRIPTION, frechet_distance
 from tokbench.features.gaussian import GaussianStats
 from tokbench.features.i3d import FEATURE_DIM, StyleGANVI3D, TATSI3D
 from tokbench.metrics.base import DistributionMetric, Sample, register_metric
@@ -88,7 +88,7 @@ class RFVD(DistributionMetric):
                 "preset": self.preset.describe() if self.preset else None,
                 "clip": "all frames of the item's clip, uint8 as rounded once by the pipeline",
                 "statistics": f"float64 streaming sums, covariance / (N - {self.extractor.ddof})",
-                "distance": "float64 symmetric-eigenvalue trace sqrt (tokbench.features.frechet)"}
+                "distance": DESCRIPTION[DEFAULT_METHOD]}
 
     def _check(self, sample: Sample, pixels: np.ndarray) -> None:
         if pixels.shape[0] < 2:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tokbench.errors import BadInputError
 from tokbench.metrics.base import InstanceMetric, Sample, register_metric
 
 PSNR_CAP_DB = 100.0
@@ -48,6 +49,20 @@ def psnr_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarr
     return np.minimum(vals, PSNR_CAP_DB)
 
 
+def psnr_pooled(original: np.ndarray, reconstruction: np.ndarray) -> float:
+    """PSNR of the MSE pooled over all frames of a clip (one torchmetrics state fed every frame, its
+    default dim=None), capped at 100 dB; LARP's per-video convention. For a single image it equals
+    psnr_per_frame."""
+    from torchmetrics.image import PeakSignalNoiseRatio
+
+    metric = PeakSignalNoiseRatio(data_range=255.0, sync_on_compute=False)
+    metric.set_dtype(torch.float64)
+    for o, r in zip(original, reconstruction):
+        for a, b in _strips(*o.shape[:2]):
+            metric.update(_as_batch(r[None, a:b]), _as_batch(o[None, a:b]))
+    return min(float(metric.compute()), PSNR_CAP_DB)
+
+
 def ssim_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
     """torchmetrics' SSIM map per frame, computed strip by strip with a halo of real neighbouring rows, so
     the mean equals one whole-image call (tested) at a fraction of its memory. float32: torch's float64
@@ -70,16 +85,32 @@ def ssim_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarr
 
 
 class PSNR(InstanceMetric):
+    """Video PSNR has two conventions (reference/metric-conventions.md 3): the mean of per-frame PSNR
+    (``pooling="frames"``, column PSNR, the default) and the PSNR of the MSE pooled over the clip
+    (``pooling="mse"``, metric psnr-pooled, column PSNR-pooled). They agree on images; on clips the mean
+    is the larger (Jensen), and a frame reconstructed exactly counts as 100 dB however bad the others are."""
+
     name = "psnr"
     level = "image"
     columns = ("PSNR",)
     higher_is_better = (True,)
+    POOLING = {"frames": "mean of per-image (per-frame) PSNR, capped at 100 dB",
+               "mse": "PSNR of the MSE pooled over all frames of the item, capped at 100 dB"}
+
+    def __init__(self, pooling: str = "frames"):
+        if pooling not in self.POOLING:
+            raise BadInputError(f"unknown PSNR pooling {pooling!r}; use one of {', '.join(self.POOLING)}")
+        self.pooling = pooling
+        if pooling == "mse":
+            self.name, self.columns = "psnr-pooled", ("PSNR-pooled",)
 
     def describe(self) -> dict:
         return {**super().describe(), "implementation": "torchmetrics PeakSignalNoiseRatio, fed in row strips",
-                "convention": "RGB, data_range=255, mean of per-image (per-frame) PSNR, capped at 100 dB"}
+                "convention": f"RGB, data_range=255, {self.POOLING[self.pooling]}"}
 
     def score(self, sample: Sample, reference) -> list[dict]:
+        if self.pooling == "mse":
+            return [{"instance": 0, "PSNR-pooled": psnr_pooled(sample.original, sample.reconstruction)}]
         return [{"instance": 0, "PSNR": float(psnr_per_frame(sample.original, sample.reconstruction).mean())}]
 
 
@@ -101,6 +132,11 @@ class SSIM(InstanceMetric):
 @register_metric("psnr")
 def _psnr(protocol, device="cpu"):
     return PSNR()
+
+
+@register_metric("psnr-pooled")
+def _psnr_pooled(protocol, device="cpu"):
+    return PSNR(pooling="mse")
 
 
 @register_metric("ssim")

@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from tokbench.errors import BadInputError
+from tokbench.features.precision import tf32_disabled
 from tokbench.tokenizers.base import Tokenizer
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)
@@ -31,16 +32,11 @@ def parse_dtype(value: str | torch.dtype) -> torch.dtype:
         raise BadInputError(f"unknown dtype {value!r}; use one of bf16, fp16, fp32") from None
 
 
-@contextlib.contextmanager
 def ieee_fp32():
     """float32 means float32: PyTorch lets cuDNN convolutions use TF32 by default, which moved tiny-model
-    reconstructions to 60-80 dB PSNR from the CPU reference instead of 120-160 dB (H100, torch 2.11)."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    reconstructions to 60-80 dB PSNR from the CPU reference instead of 120-160 dB (H100, torch 2.11).
+    Handles the legacy and the torch >= 2.9 TF32 flags (tokbench.features.precision.tf32_disabled)."""
+    return tf32_disabled()
 
 
 class ModuleTokenizer(Tokenizer):
