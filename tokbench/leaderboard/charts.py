@@ -64,7 +64,7 @@ def rd_values(rows: pd.DataFrame, metric: str, rate: str = "bpp") -> pd.DataFram
     if rate not in rows.columns or metric not in rows.columns:
         return pd.DataFrame(columns=["tokenizer", "name", "kind", "curve", "rate", "value", "run"])
     own = rows[(rows["source"] == OWN) & rows[rate].notna() & rows[metric].notna() & (rows["name"] != "identity")]
-    shown = own["display"] if "display" in own.columns else own["tokenizer"]
+    shown = own["display"].fillna(own["tokenizer"]) if "display" in own.columns else own["tokenizer"]
     data = pd.DataFrame({"tokenizer": shown, "name": own["name"], "kind": own["kind"],
                          "rate": own[rate].astype(float), "value": own[metric].astype(float), "run": own["run"]})
     data["curve"] = [n if k == "codec" else t for n, k, t in zip(data["name"], data["kind"], data["tokenizer"])]

@@ -205,6 +205,18 @@ def _link(page: str, run: str) -> Optional[str]:
     return f"/?page={page}&run={quote(run)}" if run else None
 
 
+def ranking_csv(table: pd.DataFrame, ranking: B.Ranking, scores: list[str]) -> bytes:
+    """The table as shown, with what produced it (suite, protocol, resolution, evaluators) and display rounding."""
+    export = table.drop(columns=[c for c in ("details", "gallery") if c in table.columns]).copy()
+    for c in scores:
+        if c in export:
+            export[c] = export[c].round(_digits(c))
+    for i, (name, value) in enumerate((("suite", ranking.suite), ("protocol", ranking.protocol),
+                                       ("resolution", ranking.resolution), ("evaluators", ranking.evaluators))):
+        export.insert(2 + i, name, value)
+    return export.to_csv(index=False).encode()
+
+
 def page_leaderboard(cat: Catalog, ranking: B.Ranking) -> None:
     st.header(f"Leaderboard · {ranking.modality} {ranking.resolution} px · protocol {ranking.protocol}")
     rows = B.ranking_rows(cat.board, ranking)
@@ -244,7 +256,9 @@ def page_leaderboard(cat: Catalog, ranking: B.Ranking) -> None:
     # the ranked column sits (pinned) right after the name; every binned score has its instance count beside it
     ordered = [by] + [c for c in metrics if c != by]
     score_cols = [x for c in ordered for x in (c, c + N_SUFFIX) if x in ranked.columns]
-    table = ranked.assign(tokenizer=ranked["display"] if "display" in ranked else ranked["tokenizer"])
+    # own runs sharing a label get their run folder in the name; the source column marks published rows
+    table = ranked.assign(tokenizer=[d if s == OWN else t for d, s, t in
+                                     zip(ranked["display"], ranked["source"], ranked["tokenizer"])])
     table = table.assign(details=[_link("runs", r) if s == OWN else None for r, s in zip(table["run"], table["source"])],
                          gallery=[_link("gallery", r) if s == OWN else None
                                   for r, s in zip(table["run"], table["source"])])
@@ -279,15 +293,7 @@ def page_leaderboard(cat: Catalog, ranking: B.Ranking) -> None:
     st.caption("Columns: " + "; ".join(f"**{m}** {UNITS[m]} ({_direction(m)})" for m in present if m in UNITS)
                + ". **n**: instances in the bin (a bin of very few instances is a noisy score); "
                "S / M / L are TokBench's scale bins, Mean the unweighted mean of the three.")
-    export = table.drop(columns=["details", "gallery"]).copy()
-    for c in ordered:
-        if c in export:
-            export[c] = export[c].round(_digits(c))
-    export.insert(2, "suite", ranking.suite)
-    export.insert(3, "protocol", ranking.protocol)
-    export.insert(4, "resolution", ranking.resolution)
-    export.insert(5, "evaluators", ranking.evaluators)
-    st.download_button("Download this ranking (CSV)", export.to_csv(index=False).encode(),
+    st.download_button("Download this ranking (CSV)", ranking_csv(table, ranking, ordered),
                        file_name=f"tokbench-ranking-{ranking.protocol}-{ranking.resolution}.csv", mime="text/csv")
 
 
@@ -376,7 +382,7 @@ def page_runs(cat: Catalog) -> None:
         "resolutions": ", ".join(map(str, m.get("resolutions") or [])),
         "datasets": "; ".join(f"{d.get('name')} ({d.get('items')} items, sha256 {str(d.get('content_sha256'))[:12]})"
                               for d in m.get("datasets") or []),
-        "evaluators": evaluator_set(m)[0], "device / dtype": f"{m.get('device')} / {m.get('dtype')}",
+        "evaluators": evaluator_set(m, set(rec["summary"]["level"]) if "level" in rec["summary"] else None)[0], "device / dtype": f"{m.get('device')} / {m.get('dtype')}",
         "date": m.get("date"), "git commit": m.get("git_commit") or "-", "tokbench": m.get("tokbench_version"),
         "wall seconds": m.get("wall_seconds"),
         "items computed / cached": f"{m.get('items_computed')} / {m.get('items_cached')}", "folder": rec["path"],
@@ -421,7 +427,9 @@ def page_gallery(cat: Catalog) -> None:
     if scored.empty:
         _gallery_without_instances(path, mtime, rec, rows, res, n)
         return
-    bins = c2.multiselect("Bins", ["S", "M", "L", "below S"], default=["S", "M", "L"], key="gallery_bins",
+    choices = ["S", "M", "L", "below S"]
+    asked = [b for b in _query("bins").split(",") if b in choices]  # ?bins=S,M: a link to one bin
+    bins = c2.multiselect("Bins", choices, default=asked or ["S", "M", "L"], key="gallery_bins",
                           help="TokBench scale bins; 'below S' holds instances too small for any bin, which no "
                                "ranked score counts")
     datasets = ["all"] + sorted(scored["dataset"].unique())
@@ -452,6 +460,9 @@ def page_gallery(cat: Catalog) -> None:
                 st.success(f"Nothing failed: {what}.")
             for _, row in worst.iterrows():
                 _instance(path, mtime, rows, row, deltas, text=is_text)
+    if (rows["level"] == "video").any() or str(rec["manifest"].get("suite_spec", {}).get("modality")) == "video":
+        st.subheader("Worst frames by PSNR")
+        _worst_frames(path, mtime, rows, res, n)
     if deltas:
         worst = max(deltas)
         if worst <= G.PSNR_TOLERANCE_DB:
@@ -471,6 +482,11 @@ def _gallery_without_instances(path: str, mtime: int, rec: dict, rows: pd.DataFr
     st.info("This run has no scored words or faces: it scored pixels only"
             + (f", the text/face metrics were unavailable ({why})" if why else "")
             + ". Its worst items by PSNR are shown instead.")
+    _worst_frames(path, mtime, rows, res, n)
+
+
+def _worst_frames(path: str, mtime: int, rows: pd.DataFrame, res: Optional[int], n: int) -> None:
+    """The items with the lowest PSNR, each at its worst frame (videos) beside its reconstruction."""
     items = G.worst_items(rows, n, res)
     if items.empty:
         st.caption("no PSNR in this run either")
