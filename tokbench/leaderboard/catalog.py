@@ -37,8 +37,9 @@ N_SUFFIX = " n"  # "T-ACC S n": instances behind "T-ACC S" (shown beside it, nev
 # word (face) scored nothing with the OCR engine (face backend), so its label does not name them
 METRIC_LEVELS = {"text": "word", "face": "face"}
 UNITS = {"T-ACC": "% of words read exactly", "T-NED": "% normalised edit similarity",
-         "F-Sim": "cosine similarity of face embeddings, 0-1", "F-L2": "L2 distance of normalised face embeddings",
-         "ID-kept": "share of faces still matched to their identity (similarity above the backend's threshold)",
+         "F-Sim": "cosine similarity of the original's and the reconstruction's face embeddings",
+         "F-L2": "L2 distance of the two face embeddings (raw dlib descriptors / unit ArcFace embeddings)",
+         "ID-kept": "share of faces for which the backend's same-person rule still holds (dlib: L2 < 0.6), 0-1",
          "PSNR": "dB", "SSIM": "0-1", "LPIPS": "perceptual distance", "bpp": "bits per coded pixel",
          "rFID": "Frechet distance", "rFVD": "Frechet distance"}
 MAX_DEPTH = 2  # reports/<run>/ and reports/<group>/<run>/
