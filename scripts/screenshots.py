@@ -65,7 +65,7 @@ def main(argv=None) -> int:
               images=21)
         shoot("page=bins&ranking=protocol+tokbench", "per_bin_published.png", "Per-bin scores", charts=3)
         shoot(f"page=compare&a={compare_a}&b={gallery_run}", "compare.png", "Instances that changed most",
-              images=6)
+              images=3)
     print(f"demo data, reports and the server log are in {work}")
     return 0
 

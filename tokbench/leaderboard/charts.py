@@ -22,9 +22,18 @@ def unit(metric: str) -> str:
     return f"{metric} ({u})" if u else metric
 
 
+LEGEND_COLUMNS = 3
+
+
 def legend(title: str) -> alt.Legend:
-    """Legends below the plot, in columns, so long run names never squeeze the drawing area."""
-    return alt.Legend(title=title, orient="bottom", columns=3, labelLimit=320)
+    """Legends below the plot, in columns, so long run names never squeeze the plot sideways."""
+    return alt.Legend(title=title, orient="bottom", columns=LEGEND_COLUMNS, labelLimit=320)
+
+
+def total_height(plot: int, series: int) -> int:
+    """The chart height to ask for: Streamlit fits title, axes and the bottom legend into it, so the legend's
+    rows (and ~110 px of title, axis labels and titles) are added to keep the plot itself ``plot`` px tall."""
+    return plot + 110 + 20 * (1 + -(-series // LEGEND_COLUMNS))
 
 
 def bin_values(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -56,7 +65,7 @@ def bin_chart(rows: pd.DataFrame, metric: str, height: int = 260) -> Optional[al
         opacity=alt.Opacity("source:N", scale=alt.Scale(domain=[OWN, "published"], range=[1.0, 0.55]),
                             title="source", legend=alt.Legend() if mixed else None),
         tooltip=["tokenizer", "source", "bin", alt.Tooltip("value:Q", format=".3f", title=unit(metric))],
-    ).properties(height=height)
+    ).properties(height=total_height(height, len(order)))
 
 
 def rd_values(rows: pd.DataFrame, metric: str, rate: str = "bpp") -> pd.DataFrame:
@@ -92,4 +101,5 @@ def rd_chart(rows: pd.DataFrame, metric: str, rate: str = "bpp", height: int = 2
     points = base.transform_filter(alt.datum.kind != "codec").mark_point(size=90, filled=True, shape="diamond") \
         .encode(x=x, y=y, color=color, tooltip=tooltip)
     labels = base.mark_text(align="left", dx=6, dy=-7, fontSize=10).encode(x=x, y=y, text="setting:N", color=color)
-    return alt.layer(lines, points, labels, title=f"rate-distortion: {unit(metric)}").properties(height=height)
+    return alt.layer(lines, points, labels, title=f"rate-distortion: {unit(metric)}") \
+        .properties(height=total_height(height, data["curve"].nunique()))
