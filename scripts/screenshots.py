@@ -25,6 +25,7 @@ OFFLINE_RUNS = ("jpeg:quality=2", "jpeg:quality=5", "jpeg:quality=10", "jpeg:qua
                 "webp:quality=5", "webp:quality=30", "resize")
 TOKBENCH_RUNS = ("jpeg:quality=30",)
 GALLERY_RUN = "jpeg:quality=5"
+COMPARE_A = "jpeg:quality=10"  # compared with GALLERY_RUN
 
 
 def main(argv=None) -> int:
@@ -39,6 +40,7 @@ def main(argv=None) -> int:
     runs = make_demo_reports(reports, data, OFFLINE_RUNS, cache_dir=work / "cache")
     make_demo_reports(reports, data, TOKBENCH_RUNS, protocol="tokbench", cache_dir=work / "cache")
     gallery_run = runs[OFFLINE_RUNS.index(GALLERY_RUN)].name
+    compare_a = runs[OFFLINE_RUNS.index(COMPARE_A)].name
 
     shots = []
     with streamlit_server(ROOT / "app.py", reports, log=work / "streamlit.log") as url, \
@@ -60,7 +62,10 @@ def main(argv=None) -> int:
         shoot("page=bins&ranking=protocol+offline", "per_bin.png", "Per-bin scores", charts=3)
         shoot("page=rd&ranking=protocol+offline", "rate_distortion.png", "Codecs are curves", charts=4)
         shoot(f"page=gallery&run={gallery_run}", "gallery.png", "Worst words", "Worst faces", "Re-run check",
-              images=14)
+              images=21)
+        shoot("page=bins&ranking=protocol+tokbench", "per_bin_published.png", "Per-bin scores", charts=3)
+        shoot(f"page=compare&a={compare_a}&b={gallery_run}", "compare.png", "Instances that changed most",
+              images=3)
     print(f"demo data, reports and the server log are in {work}")
     return 0
 

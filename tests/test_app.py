@@ -201,7 +201,8 @@ def test_per_bin_charts_for_t_acc_t_ned_and_f_sim(demo, monkeypatch):
     at = app(demo["reports"], monkeypatch, page="bins")
     charts = at.get("vega_lite_chart")
     titles = [json.loads(c.proto.spec).get("title") for c in charts]
-    assert titles == ["T-ACC (%) per scale bin", "T-NED (%) per scale bin", "F-Sim per scale bin"]
+    assert titles == ["T-ACC (%) per scale bin (higher is better)", "T-NED (%) per scale bin (higher is better)",
+                      "F-Sim (0-1) per scale bin (higher is better)"]
     # the bars carry the reported per-bin numbers
     cat = C.build_catalog(demo["reports"], C.report_signature(demo["reports"]))
     values = bin_values(cat.own, "F-Sim")
@@ -264,11 +265,12 @@ def test_gallery_shows_the_worst_words_and_faces_with_reconstructions(demo, monk
     path = demo["paths"]["jpeg:quality=5"]
     at = app(demo["reports"], monkeypatch, page="gallery", run=path.name)
     rows = load_report(path).rows
+    rows = rows[rows["bin"] != ""]  # by default the gallery shows instances inside the TokBench bins
     words = rows[(rows["level"] == "word") & rows["T-NED"].notna()]
     faces = rows[rows["level"] == "face"]
     n = at.slider(key="gallery_n").value
     shown = min(n, len(words)) + min(n, len(faces))
-    assert len(at.image) == 2 * shown  # original and reconstruction of each instance
+    assert len(at.image) == 3 * shown  # original, tokenizer input and reconstruction of each instance
     md = [m.value for m in at.markdown]
     worst = words[words["T-NED"] == words["T-NED"].min()]
     assert any(f"gt **{w.gt}** · pred **{w.pred or '∅'}**" in md[0] for w in worst.itertuples())
@@ -296,6 +298,7 @@ def test_gallery_explains_a_tokenizer_it_cannot_rebuild(demo, tmp_path, monkeypa
     warning = " ".join(w.value for w in at.warning)
     assert "Cannot rebuild tokenizer `omni-vq-ffhq`" in warning and "MissingWeightsError" in warning
     rows = load_report(src).rows
+    rows = rows[rows["bin"] != ""]
     n = at.slider(key="gallery_n").value
     shown = min(n, int(rows["T-NED"].notna().sum())) + min(n, int((rows["level"] == "face").sum()))
     assert len(at.image) == shown  # originals only
@@ -340,7 +343,7 @@ def test_hundreds_of_reports_are_read_once(demo, tmp_path, monkeypatch):
     first = time.perf_counter() - t0
     assert C.READS["count"] - before == 241
     assert len(at.dataframe[0].value) == 240
-    assert "1 unreadable report(s)" in [e.label for e in at.sidebar.expander]
+    assert "1 report(s) could not be read" in " ".join(w.value for w in at.warning)  # in the main area
 
     before = C.READS["count"]
     t0 = time.perf_counter()
@@ -407,3 +410,127 @@ def test_evaluator_set_names_engines_and_versions():
     assert full == "dlib (dlib 20.0.1 (dlib-bin 20)) + rapidocr (rapidocr 3.10.0; onnxruntime 1.32)"
     assert short == "dlib 20.0.1 + rapidocr 3.10.0"
     assert C.evaluator_set({"metrics": {"psnr": {"version": "1"}}})[0] == "pixel metrics only"
+
+
+# --------------------------------------------------------------------------------------------- app v2
+
+
+def copied_reports(demo, tmp_path, extra=()) -> tuple[Path, dict]:
+    """The demo's runs copied under ``tmp_path/reports`` (so they can be damaged or duplicated here)."""
+    root = tmp_path / "reports"
+    paths = {}
+    for tok, p in demo["paths"].items():
+        shutil.copytree(p, root / p.name)
+        paths[tok] = root / p.name
+    for name, tok in extra:
+        shutil.copytree(demo["paths"][tok], root / name)
+    return root, paths
+
+
+def test_a_damaged_report_is_named_on_every_page_and_never_ranks(demo, tmp_path, monkeypatch):
+    root, paths = copied_reports(demo, tmp_path, [("broken-run", "jpeg:quality=5")])
+    (root / "broken-run" / "rows.parquet").write_bytes(b"not a parquet file")
+    (root / "empty-folder").mkdir()
+    at = app(root, monkeypatch)
+    assert "broken-run" not in set(at.dataframe[0].value["run"]) and len(at.dataframe[0].value) == len(paths)
+    for page in ("leaderboard", "bins", "rd", "runs", "gallery", "compare"):
+        at.sidebar.radio(key="page").set_value(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        warning = " ".join(w.value for w in at.warning)
+        assert "`broken-run`: rows.parquet unreadable" in warning, page
+
+
+def test_runs_with_the_same_label_stay_distinct(demo, tmp_path, monkeypatch):
+    if not has_text_metrics(demo):
+        pytest.skip("text and face metrics are not registered in this checkout")
+    root, paths = copied_reports(demo, tmp_path, [("again", "jpeg:quality=5")])
+    at = app(root, monkeypatch)
+    table = at.dataframe[0].value
+    twins = table[table["tokenizer"].str.startswith("jpeg:quality=5")]
+    assert sorted(twins["tokenizer"]) == sorted(["jpeg:quality=5 · again",
+                                                 f"jpeg:quality=5 · {paths['jpeg:quality=5'].name}"])
+    assert (twins["T-ACC Mean"] <= 100).all()  # never summed
+    cat = C.build_catalog(root, C.report_signature(root))
+    rank = B.rankings(cat.board)[0]
+    bars = bin_values(B.ranking_rows(cat.board, rank), "T-ACC")
+    assert bars.groupby(["tokenizer", "bin"]).size().max() == 1 and bars["value"].max() <= 100
+    assert bars["tokenizer"].nunique() == len(paths) + 1
+
+
+def test_every_binned_score_has_its_count_and_the_csv_says_what_produced_it(demo, monkeypatch):
+    if not has_text_metrics(demo):
+        pytest.skip("text and face metrics are not registered in this checkout")
+    at = app(demo["reports"], monkeypatch)
+    table = at.dataframe[0].value.set_index("tokenizer")
+    path = demo["paths"]["jpeg:quality=5"]
+    s = load_report(path).summary
+    acc = s[(s["level"] == "word") & (s["metric"] == "T-ACC")].iloc[0]
+    for b in ("S", "M", "L"):
+        assert table.loc["jpeg:quality=5", f"T-ACC {b} n"] == acc[f"n_{b}"]
+    assert table.loc["jpeg:quality=5", "T-ACC Mean n"] == acc["n_binned"]
+    cols = list(at.dataframe[0].value.columns)
+    assert cols[:4] == ["rank", "tokenizer", "T-ACC Mean", "T-ACC Mean n"]  # the ranked column beside the name
+    assert "details" in cols and "gallery" in cols
+    from tokbench.leaderboard.ui import ranking_csv
+
+    cat = C.build_catalog(demo["reports"], C.report_signature(demo["reports"]))
+    ranking = B.rankings(cat.board)[0]
+    shown = at.dataframe[0].value
+    csv = pd.read_csv(__import__("io").BytesIO(ranking_csv(shown, ranking, ["T-ACC Mean", "PSNR"])))
+    assert set(csv["protocol"]) == {"offline"} and set(csv["resolution"]) == {256}
+    assert set(csv["evaluators"]) == {ranking.evaluators} and "details" not in csv.columns
+    assert all(round(v, 2) == v for v in csv["T-ACC Mean"].dropna())
+    assert list(B.metric_columns(B.ranking_rows(cat.board, ranking))[:4]) == \
+        ["T-ACC S", "T-ACC M", "T-ACC L", "T-ACC Mean"]
+    rest = [c for c in B.metric_columns(B.ranking_rows(cat.board, ranking)) if c.startswith("F-L2")]
+    assert rest == ["F-L2 S", "F-L2 M", "F-L2 L", "F-L2 Mean"][:len(rest)] or rest == ["F-L2 Mean"]
+
+
+def test_compare_page_uses_the_checks_paired_bootstrap(demo, monkeypatch):
+    if not has_text_metrics(demo):
+        pytest.skip("text and face metrics are not registered in this checkout")
+    from tokbench.check import check_reports, load_side
+
+    a, b = demo["paths"]["jpeg:quality=10"], demo["paths"]["jpeg:quality=5"]
+    at = app(demo["reports"], monkeypatch, page="compare", a=a.name, b=b.name)
+    cells = at.dataframe[0].value
+    expected = check_reports(a, b, ["T-ACC", "T-NED", "F-Sim", "PSNR", "SSIM"]).cells
+    assert list(cells["bin"]) == [c.bin for c in expected] and list(cells["n"]) == [c.n for c in expected]
+    for got, low, c in zip(cells["B - A"], cells["CI low"], expected):
+        if not math.isnan(c.ci_low):
+            assert (got, low) == (pytest.approx(round(c.diff, 3)), pytest.approx(round(c.ci_low, 3)))
+    n = at.slider(key="compare_n").value
+    changed = G.changed_instances(load_side(a), load_side(b), "T-ACC", n)
+    assert len(changed) > 0 and len(at.image) == 3 * len(changed)  # original, A and B of each instance
+    md = "\n".join(m.value for m in at.markdown)
+    assert "A: gt" in md and "B: gt" in md
+
+
+def test_gallery_filters_and_nothing_failed():
+    rows = pd.DataFrame({"level": ["word"] * 4, "resolution": [256] * 4, "dataset": ["d", "d", "e", "e"],
+                         "item": ["a", "a", "b", "b"], "instance": [0, 1, 0, 1], "bin": ["", "S", "M", "S"],
+                         "gt": ["tiny", "Hello", "world", "Help"],
+                         "T-NED": [0.1, 0.5, 0.9, 1.0], "T-ACC": [0.0, 0.0, 0.0, 1.0]})
+    worst = G.worst_instances(rows, "word", G.TEXT_ORDER, 4, bins=["S", "M", "L"])
+    assert list(worst["gt"]) == ["Hello", "world", "Help"]  # the below-bin word is not the default worst
+    assert list(G.worst_instances(rows, "word", G.TEXT_ORDER, 4, bins=["S"])["gt"]) == ["Hello", "Help"]
+    assert list(G.worst_instances(rows, "word", G.TEXT_ORDER, 4, dataset="e")["gt"]) == ["world", "Help"]
+    assert list(G.worst_instances(rows, "word", G.TEXT_ORDER, 4, text="hel")["gt"]) == ["Hello", "Help"]
+    assert list(G.worst_instances(rows, "word", G.TEXT_ORDER, 4, item="b", bins=[""])["gt"]) == []
+    assert not G.nothing_failed(worst, "T-ACC")
+    assert G.nothing_failed(G.worst_instances(rows, "word", G.TEXT_ORDER, 4, text="help"), "T-ACC")
+
+
+def test_evaluators_named_only_when_they_scored_something():
+    manifest = {"metrics": {"text": {"ocr": {"engine": "rapidocr", "version": "rapidocr 3.10.0"}},
+                            "face": {"face_backend": {"backend": "dlib", "version": "dlib 20.0.1"}}}}
+    assert C.evaluator_set(manifest, {"image"})[0] == "pixel metrics only"  # e.g. a pixels-only video run
+    assert C.evaluator_set(manifest, {"image", "word"})[1] == "rapidocr 3.10.0"
+
+
+def test_rate_distortion_labels_settings_and_leaves_out_the_identity():
+    rows = pd.DataFrame({"source": [C.OWN] * 3, "tokenizer": ["jpeg:quality=5", "jpeg:quality=50", "identity"],
+                         "name": ["jpeg", "jpeg", "identity"], "kind": ["codec", "codec", "baseline"],
+                         "bpp": [0.3, 1.2, 24.0], "PSNR": [24.0, 31.0, 100.0], "run": ["a", "b", "c"]})
+    data = rd_values(rows, "PSNR")
+    assert list(data["setting"]) == ["quality=5", "quality=50"] and "identity" not in set(data["name"])

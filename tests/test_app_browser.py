@@ -6,6 +6,7 @@ with the install command, since CI installs them and must run it for real.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -48,10 +49,21 @@ def test_app_in_headless_chromium(demo, tmp_path):
              for tok, s in summaries.items()}
     best = max(value, key=value.get)
 
-    with streamlit_server(APP, demo["reports"], log=tmp_path / "streamlit.log") as url, chromium() as driver:
-        # leaderboard: the values rendered come from the reports the test made
+    # the demo's real runs plus a damaged one (its rows.parquet overwritten) and an empty folder
+    reports = tmp_path / "reports"
+    for p in paths.values():
+        shutil.copytree(p, reports / p.name)
+    broken = reports / "broken-run"
+    shutil.copytree(paths["jpeg:quality=5"], broken)
+    (broken / "rows.parquet").write_bytes(b"not a parquet file")
+    (reports / "empty-folder").mkdir()
+    paths = {tok: reports / p.name for tok, p in paths.items()}
+
+    with streamlit_server(APP, reports, log=tmp_path / "streamlit.log") as url, chromium() as driver:
+        # leaderboard: the values rendered come from the reports the test made; the damaged run is named
         driver.get(url)
         text = wait_for_text(driver, f"Best by {by}:")
+        assert "1 report(s) could not be read" in text and "broken-run: rows.parquet unreadable" in text
         assert f"Best by {by}: {best} with {value[best]:.2f}" in text
         assert f"{len(paths)} rows, {len(paths)} own, 0 published" in text
         grid = wait_for(driver, lambda d: (lambda g: g if all(t in g for t in paths) else None)(grid_text(d)),
@@ -62,6 +74,17 @@ def test_app_in_headless_chromium(demo, tmp_path):
         assert shot.stat().st_size > 20_000
 
         assert "published" not in grid  # published rows never join the offline ranking
+        assert "broken-run" not in grid  # the damaged run does not rank
+
+        # the published TokBench leaderboard: its own ranking, rows visible, and its per-bin page
+        driver.get(f"{url}/?page=leaderboard&ranking=protocol+tokbench")
+        wait_for_text(driver, "Leaderboard · image 256 px · protocol tokbench", "Best by")
+        grid = wait_for(driver, lambda d: (lambda g: g if "TiTok" in g else None)(grid_text(d)),
+                        what="published rows in the table")  # TiTok and Resize are published rows only
+        assert "Resize" in grid and "Rank by" in page_text(driver)
+        driver.get(f"{url}/?page=bins&ranking=protocol+tokbench")
+        wait_for_text(driver, "Per-bin scores", "Published bars are drawn lighter")
+        assert wait_for(driver, charts_drawn, what="per-bin charts of the published rows") >= 3
 
         # rate-distortion: the charts draw
         driver.get(f"{url}/?page=rd")
@@ -91,6 +114,37 @@ def test_app_in_headless_chromium(demo, tmp_path):
         wait_for(driver, lambda d: loaded_images(d, min_width=8) >= 2 * shown, what=f"{2 * shown} gallery images")
         save_full_page(driver, tmp_path / "gallery.png")
         assert "Traceback" not in page_text(driver)
+        # default: only instances inside the TokBench bins; the bin filter narrows to one
+        shown_bins = [line.split(" · bin ")[1].split(" ")[0] for line in text.splitlines() if " · bin " in line]
+        assert shown_bins and "below" not in shown_bins
+        driver.get(f"{url}/?page=gallery&run={run.name}&bins=S")
+        text = wait_for_text(driver, "Worst words", "Re-run check", timeout=180)
+        only = {line.split(" · bin ")[1].split(" ")[0] for line in text.splitlines() if " · bin " in line}
+        assert only == {"S"}, only
+
+        # comparison of two real runs: tokbench check's cells and the same word under A and B
+        a, b = paths["jpeg:quality=10"], paths["jpeg:quality=5"]
+        driver.get(f"{url}/?page=compare&a={a.name}&b={b.name}")
+        text = wait_for_text(driver, "Compare two runs", "paired bootstrap", "Instances that changed most",
+                             "A: gt", "B: gt", timeout=180)
+        from tokbench.check import check_reports
+
+        cells = check_reports(a, b, ["T-ACC", "T-NED", "F-Sim", "PSNR", "SSIM"]).cells
+        mean = next(c for c in cells if c.metric.column == "T-ACC" and c.bin == "Mean")
+        grid = grid_text(driver)
+        assert js_number(round(mean.diff, 3)) in grid and js_number(round(mean.ci_low, 3)) in grid
+        wait_for(driver, lambda d: loaded_images(d, min_width=8) >= 3, what="original, A and B crops")
+        save_full_page(driver, tmp_path / "compare.png")
+        assert "Traceback" not in page_text(driver)
+
+    # an empty reports folder: how to make a report, and the published leaderboard meanwhile
+    empty = tmp_path / "no-reports"
+    empty.mkdir()
+    with streamlit_server(APP, empty, log=tmp_path / "streamlit-empty.log") as url, chromium() as driver:
+        driver.get(url)
+        wait_for_text(driver, "holds no finished report yet", "tokbench run --tokenizer", "Best by")
+        assert "TiTok" in wait_for(driver, lambda d: (lambda g: g if "TiTok" in g else None)(grid_text(d)),
+                                   what="published rows")
 
 
 def test_a_missing_browser_fails_with_the_install_command(monkeypatch):

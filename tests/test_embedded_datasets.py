@@ -51,6 +51,7 @@ def test_counts_per_bin_meet_the_sizes(in_built_cache):
     assert face.scored >= 150 and min(face.S, face.M, face.L) >= 40 and face.people >= 20, face.to_dict()
     for res in (512, 1024):
         assert min(row(df, "face", "face", res)[["S", "M", "L"]]) >= 40
+    assert all(str(df[c].dtype) == "Int64" for c in C.COUNT_COLUMNS)  # counts print as integers
     tf = row(df, "text-face", "word", 256)
     assert tf.scored == text.scored
     both = C.list_datasets(["text", "face"])  # naming suites lists their datasets and their totals

@@ -199,7 +199,7 @@ def run_in_process(name: str, suite: str, clip: int | None, workspace: Path):
     report = run(RunConfig(tokenizer=name, suite=suite, checkpoint=str(folder), limit=LIMIT, clip_frames=clip,
                            resolutions=[IMAGE_SIZE if suite == "text-face" else VIDEO_SHORT_SIDE],
                            allow_unsafe_checkpoint=is_cosmos(name), out=str(workspace / "out"), quiet=True,
-                           name=name, metrics=FAMILY_METRICS[suite]))
+                           name=name, metrics=FAMILY_METRICS[suite], allow_unbinned_resolution=True))
     return report, folder
 
 
@@ -227,7 +227,7 @@ def test_cli_runs_a_cosmos_tokenizer(workspace):
     env = dict(os.environ)  # the module's isolated caches (HOME, TOKBENCH_CACHE, HF_HOME ... all under tmp)
     args = [sys.executable, "-m", "tokbench", "run", "--tokenizer", CLI_FAMILY, "--checkpoint", str(folder),
             "--suite", "text-face", "--limit", str(LIMIT), "--resolution", str(IMAGE_SIZE), "--quiet",
-            "--out", str(out), "--name", "cli", "--allow-unsafe-checkpoint", "--metrics", *FAMILY_METRICS["text-face"]]
+            "--allow-unbinned-resolution", "--out", str(out), "--name", "cli", "--allow-unsafe-checkpoint", "--metrics", *FAMILY_METRICS["text-face"]]
     r = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"report written to {out / 'cli'}" in r.stdout

@@ -68,7 +68,8 @@ def cmd_run(args) -> int:
                     device=args.device, dtype=args.dtype, checkpoint=args.checkpoint, out=args.out, limit=args.limit,
                     batch_size=args.batch_size, clip_frames=args.clip_frames, quiet=args.quiet,
                     skip_bad=args.skip_bad, allow_unsafe_checkpoint=args.allow_unsafe_checkpoint,
-                    cache_dir=args.cache_dir, datasets=args.data, name=args.name, metrics=args.metrics)
+                    cache_dir=args.cache_dir, datasets=args.data, name=args.name, metrics=args.metrics,
+                    allow_unbinned_resolution=args.allow_unbinned_resolution)
     report = run(cfg)
     print(report.format())
     print(f"report written to {report.path}")
@@ -98,7 +99,7 @@ def cmd_datasets(args) -> int:
 
         table = commands.list_datasets(args.names or None)
         with pd.option_context("display.max_rows", None, "display.width", 200):
-            print(table.to_string(index=False))
+            print(table.astype(object).where(table.notna(), "").to_string(index=False))
     elif args.action == "build":
         for path in commands.build(args.names or None, force=args.force):
             print(path)
@@ -154,8 +155,29 @@ PLUGIN_HELP = ("import MODULE (name or .py file) first; it registers tokenizers 
                "(installed packages can use the entry-point group tokbench.tokenizers instead)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes are one line naming the option (the full usage is one --help away), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (0 or a negative count is a mistake, not "everything")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive (leave the option out to use every item)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tokbench", description="Benchmark how much fine detail visual tokenizers keep.")
+    from tokbench import __version__
+
+    p = OneLineParser(prog="tokbench", description="Benchmark how much fine detail visual tokenizers keep.")
+    p.add_argument("--version", action="version", version=f"tokbench {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("list", help="registered tokenizers (with weights status) and suites")
@@ -165,17 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("run", help="reconstruct a suite through a tokenizer and score it")
     sp.add_argument("--tokenizer", "-t", required=True, help="NAME[:key=value,...], e.g. jpeg:quality=90")
-    sp.add_argument("--suite", "-s", default="text-face")
-    sp.add_argument("--resolution", "-r", type=int, nargs="+", help="evaluation sizes (default: the suite's)")
+    sp.add_argument("--suite", "-s", default="text-face", help="suite to run (default: text-face; see tokbench list)")
+    sp.add_argument("--resolution", "-r", type=positive_int, nargs="+",
+                    help="evaluation sizes; TokBench bins exist for 256 512 1024 (video 256 480) (default: the suite's)")
+    sp.add_argument("--allow-unbinned-resolution", action="store_true",
+                    help="run text/face at a size without TokBench bins (scores over all instances, no S/M/L/Mean)")
     sp.add_argument("--protocol", default="offline", help="offline (default) or tokbench")
     sp.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    sp.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    sp.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="tokenizer precision (default: fp32)")
     sp.add_argument("--checkpoint", help="local checkpoint file or folder for the tokenizer")
     sp.add_argument("--out", default="reports", help="folder for reports (default: reports/)")
     sp.add_argument("--name", help="run folder name (default: derived from the configuration)")
-    sp.add_argument("--limit", type=int, help="first N items of each dataset")
-    sp.add_argument("--batch-size", type=int, default=8)
-    sp.add_argument("--clip-frames", type=int, help="frames per video clip (default: the tokenizer's)")
+    sp.add_argument("--limit", type=positive_int, help="first N items of each dataset (N >= 1; default: all)")
+    sp.add_argument("--batch-size", type=positive_int, default=8,
+                    help="images per tokenizer call (default: 8; videos go one at a time)")
+    sp.add_argument("--clip-frames", type=positive_int, help="frames per video clip (default: the tokenizer's)")
     sp.add_argument("--data", action="append", help="replace the suite's data, e.g. tokbench:/data/TokBench")
     sp.add_argument("--metrics", nargs="+", help="only these of the suite's metrics (default: all)")
     sp.add_argument("--cache-dir", help="cache folder (default: $TOKBENCH_CACHE or ~/.cache/tokbench)")
@@ -213,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resolution", type=int)
     sp.add_argument("--extractor", default="inception")
     sp.add_argument("--device", default="cpu")
-    sp.add_argument("--limit", type=int)
+    sp.add_argument("--limit", type=positive_int)
     sp.add_argument("--force", action="store_true")
     sp.set_defaults(func=cmd_stats)
 

@@ -57,6 +57,7 @@ class RunConfig:
     datasets: Optional[list[str]] = None  # replace the suite's datasets
     metrics: Optional[list[str]] = None  # a subset of the suite's metrics (default: all of them)
     name: Optional[str] = None  # run folder name; default derived from the configuration
+    allow_unbinned_resolution: bool = False  # run text/face at a size without TokBench bins (no S/M/L/Mean)
 
 
 @dataclass
@@ -112,9 +113,9 @@ class Runner:
         self.protocol: Protocol = PROTOCOLS.get(cfg.protocol)
         if cfg.dtype not in DTYPES:
             raise BadInputError(f"unknown dtype {cfg.dtype!r}; valid: {', '.join(DTYPES)}")
-        self.tokenizer: Tokenizer = create_tokenizer(cfg.tokenizer, checkpoint=cfg.checkpoint, device=cfg.device,
-                                                     dtype=DTYPES[cfg.dtype],
-                                                     allow_unsafe=cfg.allow_unsafe_checkpoint)
+        if cfg.limit is not None and cfg.limit < 1:
+            raise BadInputError(f"--limit {cfg.limit}: must be a positive number of items per dataset "
+                                f"(leave it out to run every item)")
         self.resolutions = list(cfg.resolutions or self.suite.resolutions)
         self.cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else None)
         self.datasets: list[Dataset] = [self._open_dataset(n, cfg.skip_bad) for n in (cfg.datasets or self.suite.datasets)]
@@ -127,6 +128,10 @@ class Runner:
                 raise BadInputError(f"suite {self.suite.name} has no metric(s) {', '.join(unknown)}; "
                                     f"its metrics: {', '.join(wanted)}")
             wanted = [m for m in wanted if m in cfg.metrics]
+        self._check_bins(wanted)  # before the tokenizer and evaluators load: a mistake costs no waiting
+        self.tokenizer: Tokenizer = create_tokenizer(cfg.tokenizer, checkpoint=cfg.checkpoint, device=cfg.device,
+                                                     dtype=DTYPES[cfg.dtype],
+                                                     allow_unsafe=cfg.allow_unsafe_checkpoint)
         opt_in = UNSAFE_ALLOWED.set(cfg.allow_unsafe_checkpoint)  # evaluators' TorchScript (I3D) follows the flag
         for name in wanted:
             try:
@@ -142,6 +147,21 @@ class Runner:
             self.log(f"skipped {entry}: {why}")
         self.items_computed = 0
         self.items_cached = 0
+
+    def _check_bins(self, metrics: list[str]) -> None:
+        """Text and face scores are ranked per TokBench bin, which exist at a few sizes only: refuse others."""
+        if self.cfg.allow_unbinned_resolution:
+            return
+        levels = [lv for metric, lv in (("text", "word"), ("face", "face")) if metric in metrics]
+        for ds in self.datasets:
+            for level in levels:
+                bad = [r for r in self.resolutions if self.protocol.bounds(level, r, ds.modality) is None]
+                if bad:
+                    sizes = self.protocol.binned_resolutions(level, ds.modality)
+                    raise BadInputError(
+                        f"--resolution {', '.join(map(str, bad))}: TokBench bins for {ds.modality} {level}s exist "
+                        f"for {', '.join(map(str, sizes))} only, so text/face scores would have no S/M/L/Mean; "
+                        f"pick one of those or pass --allow-unbinned-resolution")
 
     @staticmethod
     def _open_dataset(name: str, skip_bad: bool) -> Dataset:
@@ -386,6 +406,24 @@ class Runner:
         }
 
 
+def check_device(device: str) -> None:
+    """A device torch cannot use is one line naming the option and what this machine offers."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        dev = None
+    have = ["cpu"] + ([f"cuda (cuda:0..cuda:{torch.cuda.device_count() - 1})"] if torch.cuda.is_available() else [])
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise BadInputError(f"--device {device}: unknown device; valid here: {', '.join(have)}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInputError(f"--device {device}: no CUDA GPU is visible to torch "
+                                f"(torch {torch.__version__}, cuda {torch.version.cuda}); valid here: cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BadInputError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s); "
+                                f"valid here: {', '.join(have)}")
+
+
 def _strip(states: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in states.items() if k.startswith(prefix)}
 
@@ -398,6 +436,7 @@ def run(cfg: RunConfig | None = None, **kwargs) -> Report:
     from tokbench import distributed
 
     cfg = cfg or RunConfig(**kwargs)
+    check_device(cfg.device)
     writable_dir(Path(cfg.out), "--out")  # before any work: a bad folder must not waste an hour of compute
     writable_dir(Cache(Path(cfg.cache_dir) if cfg.cache_dir else None).root, "cache folder")
     t0 = time.perf_counter()

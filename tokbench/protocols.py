@@ -25,6 +25,14 @@ class Protocol:
 
     def bounds(self, level: str, resolution: int, modality: str = "image") -> Optional[tuple]:
         """Bin bounds for a row level at a resolution, or None when the level is not binned."""
+        table = self._bin_table(level, modality)
+        return None if table is None else table.get(resolution)
+
+    def binned_resolutions(self, level: str, modality: str = "image") -> list[int]:
+        """The sizes with bins for a row level (empty when the level is never binned)."""
+        return sorted(self._bin_table(level, modality) or {})
+
+    def _bin_table(self, level: str, modality: str) -> Optional[dict]:
         if modality == "video":
             table = {"word": B.VIDEO_TEXT_BINS, "face": B.VIDEO_FACE_BINS}.get(level)
         elif level == "word":
@@ -33,9 +41,7 @@ class Protocol:
             table = B.FACE_BINS_NEW if self.face_bins == "new" else B.FACE_BINS_OLD
         else:
             table = None
-        if table is None:
-            return None
-        return table.get(resolution)
+        return table
 
     def describe(self) -> dict:
         return asdict(self)

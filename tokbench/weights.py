@@ -6,6 +6,8 @@ Every miss becomes one line naming the file and where to put it; nothing here gu
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -100,6 +102,11 @@ def resolve(wf: WeightFile, explicit: Optional[str | Path] = None, download: Opt
     if download is None:
         download = not (os.environ.get("TOKBENCH_OFFLINE") or os.environ.get("HF_HUB_OFFLINE"))
     errors = []
+    if download and wf.hub_repo:
+        unreachable = hub_unreachable()
+        if unreachable:
+            download = False
+            errors.append(unreachable)
     if download:
         try:
             return verify_checksum(wf, _download(wf), label)
@@ -112,6 +119,38 @@ def resolve(wf: WeightFile, explicit: Optional[str | Path] = None, download: Opt
     why = f"; {errors[0]}" if errors else ""
     raise MissingWeightsError(
         f"{label}: missing {wf.filename}{source}; put it at {wf.where_to_put()} or pass its path{why}")
+
+
+HUB_PROBE_SECONDS = 3.0
+
+
+def hub_unreachable(timeout: float = HUB_PROBE_SECONDS) -> Optional[str]:
+    """Why the Hugging Face hub cannot be reached, or None when it can (or a proxy decides).
+
+    The hub client retries for ~30 s before failing with an unrelated message; one TCP connection attempt
+    (name lookup included, bounded by ``timeout``) tells an offline machine at once.
+    """
+    if os.environ.get("TOKBENCH_OFFLINE") or os.environ.get("HF_HUB_OFFLINE"):
+        return "offline: TOKBENCH_OFFLINE / HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # only the proxy knows; let the hub client try
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    result: list[Optional[str]] = [f"no answer from {host} within {timeout:g} s"]
+
+    def probe():
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result[0] = None
+        except OSError as e:
+            result[0] = f"{host} unreachable: {e.strerror or type(e).__name__}"
+
+    t = threading.Thread(target=probe, daemon=True)  # the name lookup ignores socket timeouts
+    t.start()
+    t.join(timeout)
+    return f"the Hugging Face hub is unreachable ({result[0]})" if result[0] else None
 
 
 def _download(wf: WeightFile) -> Path:

@@ -56,22 +56,33 @@ def _count_rows(name: str, kind: str, modality: str, items: list) -> list[dict]:
     return rows
 
 
+COUNT_COLUMNS = ["items", "S", "M", "L", "scored", "below", "total", "people"]
+
+
 def list_datasets(names: Optional[Iterable[str]] = None) -> pd.DataFrame:
     """One row per (dataset or suite, level, resolution): instances per TokBench bin (S/M/L), scored,
-    below the first bin, total, and distinct people among scored faces. Builds missing datasets."""
+    below the first bin, total, and distinct people among scored faces. Lists only what is built (listing
+    never builds); an unbuilt dataset gets one row saying so."""
     objs = _datasets(names)
     rows, by_name = [], {}
     for d in objs:
+        if not d.is_built():
+            rows.append({"name": d.name, "kind": "dataset", "modality": d.modality,
+                         "built": "no: tokbench datasets build " + d.name})
+            continue
         by_name[d.name] = d
-        rows += _count_rows(d.name, "dataset", d.modality, d.items)
+        rows += [{**r, "built": "yes"} for r in _count_rows(d.name, "dataset", d.modality, d.items)]
     for suite, members in EMBEDDED_SUITES.items():  # a suite's totals whenever all its datasets are listed
         if not all(m in by_name for m in members):
             continue
         modality = by_name[members[0]].modality
-        rows += _count_rows(suite, "suite", modality, [it for m in members for it in by_name[m].items])
-    cols = ["name", "kind", "modality", "items", "level", "resolution", "S", "M", "L", "scored", "below",
-            "total", "people"]
-    return pd.DataFrame(rows, columns=cols)
+        rows += [{**r, "built": "yes"} for r in
+                 _count_rows(suite, "suite", modality, [it for m in members for it in by_name[m].items])]
+    cols = ["name", "kind", "modality", "built", "level", "resolution", *COUNT_COLUMNS]
+    table = pd.DataFrame(rows, columns=cols)
+    for c in ["resolution", *COUNT_COLUMNS]:  # counts are integers; a blank is "not applicable / not built"
+        table[c] = table[c].astype("Int64")
+    return table
 
 
 def build(names: Optional[Iterable[str]] = None, force: bool = False, workers: Optional[int] = None) -> list[Path]:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from tokbench.leaderboard.catalog import (BINNED_COLUMNS, FIDELITY_METRICS, INFO_COLUMNS, OWN, PUBLISHED,
+from tokbench.leaderboard.catalog import (BINNED_COLUMNS, FIDELITY_METRICS, INFO_COLUMNS, N_SUFFIX, OWN, PUBLISHED,
                                           lower_is_better, metric_of)
 
 RANK_PREFERENCE = ("T-ACC Mean", "T-NED Mean", "F-Sim Mean", "PSNR", "SSIM")
@@ -78,7 +78,26 @@ def ranking_rows(board: pd.DataFrame, ranking: Ranking, include_published: bool 
                            & (board["resolution"] == ranking.resolution)])
     rows = pd.concat(parts, ignore_index=True) if any(not p.empty for p in parts) else own.iloc[:0]
     keep = [c for c in rows.columns if c in INFO_COLUMNS or c == "reference" or rows[c].notna().any()]
-    return rows[keep].reset_index(drop=True)
+    rows = rows[keep].reset_index(drop=True)
+    rows["display"] = distinct_names(rows)
+    return rows
+
+
+def distinct_names(rows: pd.DataFrame) -> list[str]:
+    """One name per row: the tokenizer label, plus the run folder when two own runs share a label (runs are
+    never merged), and "(published)" on published rows."""
+    own = rows["source"] == OWN
+    counts = rows.loc[own, "tokenizer"].value_counts()
+    names = []
+    for _, r in rows.iterrows():
+        name = str(r["tokenizer"])
+        if r["source"] == PUBLISHED:
+            names.append(f"{name} (published)")
+        elif counts.get(name, 0) > 1:
+            names.append(f"{name} · {r['run']}")
+        else:
+            names.append(name)
+    return names
 
 
 PIXEL_ORDER = ("bpp", "PSNR", "SSIM", "LPIPS")
@@ -87,11 +106,13 @@ PIXEL_ORDER = ("bpp", "PSNR", "SSIM", "LPIPS")
 def metric_columns(rows: pd.DataFrame, every_bin: bool = True) -> list[str]:
     """Numeric score columns in display order: T-ACC, T-NED, F-Sim per bin, the rate and pixel metrics, then
     the rest by name. ``every_bin=False`` keeps only the Mean of binned metrics other than those three."""
-    numeric = [c for c in rows.columns if c not in INFO_COLUMNS and c != "reference"
+    numeric = [c for c in rows.columns if c not in INFO_COLUMNS and c != "reference" and not c.endswith(N_SUFFIX)
                and pd.api.types.is_numeric_dtype(rows[c])]
     first = [f"{m} {b}" for m in FIDELITY_METRICS for b in BINNED_COLUMNS if f"{m} {b}" in numeric]
     pixel = [c for c in PIXEL_ORDER if c in numeric]
-    rest = sorted(c for c in numeric if c not in first and c not in pixel)
+    bin_order = {b: i for i, b in enumerate(BINNED_COLUMNS)}
+    rest = sorted((c for c in numeric if c not in first and c not in pixel),  # S, M, L, Mean within a metric
+                  key=lambda c: (metric_of(c), bin_order.get(c[len(metric_of(c)) + 1:], -1)))
     if not every_bin:
         rest = [c for c in rest if metric_of(c) == c or c.endswith(f" {BINNED_COLUMNS[-1]}")]
     return first + pixel + rest
@@ -139,5 +160,8 @@ def natural_key(text: str) -> tuple:
 
 def display_name(row: pd.Series | dict) -> str:
     """Tokenizer name as charts show it: published rows say so."""
+    shown = row.get("display") if hasattr(row, "get") else None
+    if isinstance(shown, str) and shown:
+        return shown
     name = str(row["tokenizer"])
     return f"{name} (published)" if row["source"] == PUBLISHED else name

@@ -31,7 +31,17 @@ _LOWER_IS_BETTER = ("bpp", "LPIPS", "F-L2", "rFID", "rFVD", "FID", "FVD")
 KIND_TYPE = {"discrete": "D", "continuous": "C", "codec": "codec", "baseline": "-"}
 GROUP_KEYS = ["suite", "protocol", "modality", "resolution", "evaluators"]
 INFO_COLUMNS = ["source", "tokenizer", "type", "factor", "name", "kind", "run", "suite", "protocol", "modality",
-                "resolution", "evaluators", "evaluators_short", "date"]
+                "resolution", "evaluators", "evaluators_short", "date", "display"]
+N_SUFFIX = " n"  # "T-ACC S n": instances behind "T-ACC S" (shown beside it, never ranked)
+# the metrics each evaluator-carrying metric produces and the row level they need: a run whose rows hold no
+# word (face) scored nothing with the OCR engine (face backend), so its label does not name them
+METRIC_LEVELS = {"text": "word", "face": "face"}
+UNITS = {"T-ACC": "% of words read exactly", "T-NED": "% normalised edit similarity",
+         "F-Sim": "cosine similarity of the original's and the reconstruction's face embeddings",
+         "F-L2": "L2 distance of the two face embeddings (raw dlib descriptors / unit ArcFace embeddings)",
+         "ID-kept": "share of faces for which the backend's same-person rule still holds (dlib: L2 < 0.6), 0-1",
+         "PSNR": "dB", "SSIM": "0-1", "LPIPS": "perceptual distance", "bpp": "bits per coded pixel",
+         "rFID": "Frechet distance", "rFVD": "Frechet distance"}
 MAX_DEPTH = 2  # reports/<run>/ and reports/<group>/<run>/
 
 
@@ -100,20 +110,28 @@ def read_run(path: str, mtime_ns: int) -> dict:
         return {"path": path, "error": f"{type(e).__name__}: {e}"}
     if not isinstance(manifest, dict):
         return {"path": path, "error": "manifest.json is not a JSON object"}
+    try:  # the footer only: a truncated or overwritten rows.parquet is caught without reading the rows
+        import pyarrow.parquet as pq
+
+        pq.read_metadata(folder / "rows.parquet")
+    except Exception as e:  # noqa: BLE001 - any failure means the gallery and comparisons cannot use it
+        return {"path": path, "error": f"rows.parquet unreadable: {type(e).__name__}: {str(e)[:200]}"}
     return {"path": path, "manifest": manifest, "summary": summary, "sets": extra.get("sets") or {},
             "unavailable": extra.get("unavailable") or manifest.get("unavailable") or {}}
 
 
-def evaluator_set(manifest: dict) -> tuple[str, str]:
+def evaluator_set(manifest: dict, levels: Optional[set] = None) -> tuple[str, str]:
     """(full, short) description of the evaluators behind a run's numbers: OCR engine, face backend, ...
 
     Every nested description that carries a ``version`` counts (``ocr``, ``face_backend``, feature nets);
     runs are ranked together only when these agree exactly.
     """
     full, short = [], []
-    for _, desc in sorted((manifest.get("metrics") or {}).items()):
+    for name, desc in sorted((manifest.get("metrics") or {}).items()):
         if not isinstance(desc, dict):
             continue
+        if levels is not None and name in METRIC_LEVELS and METRIC_LEVELS[name] not in levels:
+            continue  # e.g. a video run that scored pixels only: its OCR / face evaluators produced nothing
         for key, sub in sorted(desc.items()):
             if isinstance(sub, dict) and "version" in sub:
                 who = str(sub.get("engine") or sub.get("backend") or sub.get("name") or key)
@@ -162,6 +180,7 @@ def metric_values(summary: pd.DataFrame, resolution: int, percent: set[str]) -> 
         if any(c > 0 for c in counts if not math.isnan(c)):
             for b in BINNED_COLUMNS:
                 out[f"{metric} {b}"] = _num(r.get(b)) * scale
+                out[f"{metric} {b}{N_SUFFIX}"] = _num(r.get("n_binned" if b == MEAN else f"n_{b}"))
         else:
             out[metric] = _num(r.get("all")) * scale
     return out
@@ -181,8 +200,8 @@ def board_rows(run_id: str, record: dict) -> list[dict]:
     tok = m.get("tokenizer") or {}
     spec = tok.get("spec") or {}
     modality = _modality(m)
-    full, short = evaluator_set(m)
     summary = record["summary"]
+    full, short = evaluator_set(m, set(summary["level"]) if "level" in summary else None)
     percent = _percent_metrics(m)
     resolutions = sorted({int(r) for r in summary["resolution"].unique()}) if not summary.empty else \
         [int(r) for r in m.get("resolutions") or []]

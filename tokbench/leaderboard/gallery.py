@@ -24,15 +24,57 @@ PSNR_TOLERANCE_DB = 0.01
 
 
 def worst_instances(rows: pd.DataFrame, level: str, order: tuple[str, ...], n: int,
-                    resolution: Optional[int] = None) -> pd.DataFrame:
-    """The ``n`` worst scored instances of ``level`` (ascending by ``order``); unscored ones are skipped."""
+                    resolution: Optional[int] = None, bins: Optional[list[str]] = None,
+                    dataset: Optional[str] = None, item: str = "", text: str = "") -> pd.DataFrame:
+    """The ``n`` worst scored instances of ``level`` (ascending by ``order``); unscored ones are skipped.
+
+    ``bins``: only instances in these TokBench bins ("" = below the smallest bin, not in any ranked score);
+    ``dataset``, ``item`` (substring) and ``text`` (ground-truth substring, case-insensitive) narrow further.
+    """
     cols = [c for c in order if c in rows.columns]
     if not cols or rows.empty:
         return rows.iloc[:0]
     sel = rows[(rows["level"] == level) & rows[cols[0]].notna()]
     if resolution is not None:
         sel = sel[sel["resolution"] == resolution]
+    if bins is not None:
+        sel = sel[sel["bin"].fillna("").isin(list(bins))]
+    if dataset:
+        sel = sel[sel["dataset"] == dataset]
+    if item.strip():
+        sel = sel[sel["item"].astype(str).str.contains(item.strip(), case=False, regex=False)]
+    if text.strip() and "gt" in sel.columns:
+        sel = sel[sel["gt"].fillna("").astype(str).str.contains(text.strip(), case=False, regex=False)]
     return sel.sort_values([*cols, "dataset", "item", "instance"], kind="stable").head(n).reset_index(drop=True)
+
+
+def nothing_failed(worst: pd.DataFrame, column: str, perfect: float = 1.0) -> bool:
+    """Whether even the worst instance shown is perfect (every word read exactly / every identity kept)."""
+    return not worst.empty and column in worst.columns and bool((worst[column] >= perfect).all())
+
+
+def worst_items(rows: pd.DataFrame, n: int, resolution: Optional[int] = None, metric: str = "PSNR") -> pd.DataFrame:
+    """Whole items (images or videos) with the lowest ``metric``: the gallery of runs without words or faces."""
+    if metric not in rows.columns or rows.empty:
+        return rows.iloc[:0]
+    sel = rows[rows["level"].isin(["image", "video"]) & rows[metric].notna()]
+    if resolution is not None:
+        sel = sel[sel["resolution"] == resolution]
+    return sel.sort_values([metric, "dataset", "item"], kind="stable").head(n).reset_index(drop=True)
+
+
+def changed_instances(a, b, column: str, n: int, binned_only: bool = True) -> pd.DataFrame:
+    """Instances (same key in both runs) whose ``column`` changed most from run A to run B: the pairing of
+    ``tokbench check`` (``a`` and ``b`` are its RunSides), largest absolute change first."""
+    from tokbench.check import _paired
+
+    pairs, _, _ = _paired(a, b, column)
+    if binned_only and (pairs["bin"] != "").any():
+        pairs = pairs[pairs["bin"] != ""]
+    pairs = pairs.assign(change=pairs["c"] - pairs["b"])
+    pairs = pairs[pairs["change"] != 0]
+    order = pairs["change"].abs().sort_values(ascending=False, kind="stable").index
+    return pairs.loc[order].head(n).reset_index(drop=True)
 
 
 def dataset_specs(manifest: dict) -> list[str]:
@@ -151,3 +193,14 @@ def enlarge(image: np.ndarray, height: int) -> np.ndarray:
         return image
     s = height / h
     return np.asarray(Image.fromarray(image).resize((max(1, round(w * s)), height), Image.Resampling.NEAREST))
+
+
+def canvas_crop(original: np.ndarray, geometry: harness.Geometry, frame: int, box) -> np.ndarray:
+    """The same region on the canvas the tokenizer received (fit-resized, padded): what it had to work with,
+    so resize loss and coding loss can be told apart."""
+    g = geometry
+    img = original[min(max(frame, 0), original.shape[0] - 1)][None]
+    canvas = harness.to_canvas(img, g)
+    sx, sy = g.fit_w / g.orig_w, g.fit_h / g.orig_h
+    x0, y0, x1, y1 = box
+    return crop(canvas, 0, (x0 * sx + g.left, y0 * sy + g.top, x1 * sx + g.left, y1 * sy + g.top))

@@ -40,6 +40,7 @@ class TokenizerSpec:
     aliases: tuple[str, ...] = ()
     description: str = ""
     published: Optional[str] = None  # the TokBench leaderboard row this entry reproduces (its `method` name)
+    label_options: tuple[str, ...] = ()  # options always in the label, defaults included (a codec's quality / crf)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -83,6 +84,7 @@ class Tokenizer(ABC):
                  checkpoint_sha256: Optional[str] = None):
         self.spec = spec
         self.options = dict(options or {})
+        self.label_keys: Optional[tuple[str, ...]] = None  # options shown in the label; None: all of them
         self.checkpoint_path = checkpoint_path
         self.checkpoint_sha256 = checkpoint_sha256
         self.device = torch.device("cpu")
@@ -105,9 +107,11 @@ class Tokenizer(ABC):
     @property
     def label(self) -> str:
         """Name plus options, e.g. ``jpeg:quality=90`` (what reports and leaderboards show)."""
-        if not self.options:
+        shown = getattr(self, "label_keys", None)
+        keys = sorted(self.options if shown is None else (k for k in shown if k in self.options))
+        if not keys:
             return self.spec.name
-        return self.spec.name + ":" + ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return self.spec.name + ":" + ",".join(f"{k}={self.options[k]}" for k in keys)
 
     def describe(self) -> dict:
         return {"name": self.spec.name, "label": self.label, "options": self.options,

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tokbench.errors import BadInputError
 from tokbench.tokenizers.base import Encoded, Tokenizer, TokenizerSpec
 from tokbench.tokenizers.registry import register_tokenizer
 
@@ -76,16 +77,21 @@ class ImageCodec(Tokenizer):
 
 
 @register_tokenizer(TokenizerSpec(
-    name="jpeg", family="codec", kind="codec", modalities=frozenset({"image"}),
-    description="JPEG (libjpeg via Pillow), 4:2:0 chroma subsampling; option quality=1..95"))
+    name="jpeg", family="codec", kind="codec", modalities=frozenset({"image"}), label_options=("quality",),
+    description="JPEG (libjpeg via Pillow), 4:2:0 chroma subsampling; option quality=1..100 (default 75)"))
 def jpeg(spec, *, quality: int = 75):
-    if not 1 <= int(quality) <= 100:
-        raise ValueError("jpeg quality must be in 1..100")
+    _in_range("jpeg", "quality", quality, 1, 100)
     return ImageCodec(spec, "JPEG", {"quality": int(quality), "subsampling": 2, "optimize": False})
 
 
 @register_tokenizer(TokenizerSpec(
-    name="webp", family="codec", kind="codec", modalities=frozenset({"image"}),
-    description="WebP (libwebp via Pillow); options quality=0..100, lossless=false"))
+    name="webp", family="codec", kind="codec", modalities=frozenset({"image"}), label_options=("quality",),
+    description="WebP (libwebp via Pillow); options quality=0..100 (default 75), lossless=false"))
 def webp(spec, *, quality: int = 75, lossless: bool = False):
+    _in_range("webp", "quality", quality, 0, 100)
     return ImageCodec(spec, "WEBP", {"quality": int(quality), "lossless": bool(lossless), "method": 4})
+
+
+def _in_range(tokenizer: str, option: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise BadInputError(f"tokenizer {tokenizer}: option {option} must be an integer in {lo}..{hi}, got {value}")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from tokbench.errors import BadInputError, MissingWeightsError, TokbenchError
 from tokbench.tokenizers.base import Encoded, TokenizerSpec, continuous_bits
 from tokbench.tokenizers.registry import register_tokenizer
 from tokbench.tokenizers.torch_module import ModuleTokenizer
-from tokbench.weights import WeightFile, weights_dir
+from tokbench.weights import WeightFile, hub_unreachable, weights_dir
 
 DIFFUSERS_REQUIREMENT = "diffusers>=0.33"  # first release with every class used here (AutoencoderKLWan)
 LATENT_BITS = 16  # latents stored as bf16/fp16
@@ -79,11 +78,6 @@ def import_diffusers(name: str):
         raise TokbenchError(f"tokenizer {name} needs the diffusers package: pip install 'tokbench[diffusers]' "
                             f"({DIFFUSERS_REQUIREMENT})") from None
     return diffusers
-
-
-def offline() -> bool:
-    """Same rule as tokbench.weights.resolve: any value of TOKBENCH_OFFLINE / HF_HUB_OFFLINE means offline."""
-    return bool(os.environ.get("TOKBENCH_OFFLINE") or os.environ.get("HF_HUB_OFFLINE"))
 
 
 def find_folder(spec: TokenizerSpec, source: Source, checkpoint: Optional[str]) -> Optional[Path]:
@@ -150,17 +144,18 @@ def load_model(spec: TokenizerSpec, checkpoint: Optional[str]):
         return model.eval(), str(folder), folder_digest(folder)
     where = f"hf://{source.repo}" + (f"/{source.subfolder}" if source.subfolder else "")
     put = weights_dir() / spec.name
-    is_offline = offline()
+    unreachable = hub_unreachable()  # offline variables or a failed connection probe: no retries, one line
+    is_offline = unreachable is not None
     try:
         with warnings.catch_warnings():  # diffusers passes an argument huggingface_hub >= 1.0 deprecates
             warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
             model = strict_from_pretrained(cls, spec.name, where, source.repo, subfolder=source.subfolder,
                                            local_files_only=is_offline, **kwargs)
     except OSError as e:
-        why = "offline" if is_offline else f"download failed: {first_line(e)}"
-        raise MissingWeightsError(f"{spec.name}: missing the diffusers folder {where}; put its config.json and "
-                                  f"diffusion_pytorch_model.safetensors in {put} or pass --checkpoint FOLDER "
-                                  f"({why})") from None
+        why = (f"{unreachable} and {where} is not in the Hugging Face cache" if is_offline else
+               f"download of {where} failed: {first_line(e)}")
+        raise MissingWeightsError(f"{spec.name}: {why}; put the diffusers folder (config.json + "
+                                  f"diffusion_pytorch_model.safetensors) in {put} or pass --checkpoint FOLDER") from None
     local = spec.checkpoint.find_local()  # the snapshot the download left in the Hugging Face cache
     return model.eval(), (str(local.parent) if local else where), (folder_digest(local.parent) if local else None)
 

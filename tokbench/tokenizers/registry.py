@@ -27,6 +27,11 @@ class TokenizerEntry:
         return [n for n, p in params.items() if n not in ("spec", "checkpoint", "allow_unsafe")
                 and p.kind == p.KEYWORD_ONLY]
 
+    def option_defaults(self) -> dict:
+        """Each option's default: what a run uses when the option is not given."""
+        params = inspect.signature(self.factory).parameters
+        return {n: params[n].default for n in self.option_names() if params[n].default is not inspect.Parameter.empty}
+
 
 TOKENIZERS: Registry[TokenizerEntry] = Registry("tokenizer")
 
@@ -85,6 +90,8 @@ def create_tokenizer(arg: str, checkpoint: Optional[str] = None, device: str = "
     if unknown:
         raise BadInputError(f"tokenizer {entry.spec.name}: unknown option(s) {', '.join(unknown)}; "
                             f"valid options: {', '.join(valid) or 'none'}")
+    defaults = entry.option_defaults()
+    parsed = {k: _checked_option(entry.spec, k, v, defaults.get(k)) for k, v in parsed.items()}
     kwargs = dict(parsed)
     params = inspect.signature(entry.factory).parameters
     if "checkpoint" in params:
@@ -94,8 +101,32 @@ def create_tokenizer(arg: str, checkpoint: Optional[str] = None, device: str = "
     if "allow_unsafe" in params:
         kwargs["allow_unsafe"] = allow_unsafe
     tok = entry.factory(entry.spec, **kwargs)
-    tok.options = parsed
+    # the effective options, defaults included, are what produced the numbers; the label shows the given ones
+    # plus the spec's rate settings (jpeg's quality), so a default run is not mistaken for an unknown setting
+    tok.options = {**defaults, **parsed}
+    tok.label_keys = tuple(sorted(set(parsed) | set(entry.spec.label_options)))
     return tok.to(device, dtype)
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+
+
+def _checked_option(spec: TokenizerSpec, key: str, value: Any, default: Any) -> Any:
+    """An option's value has its default's type (None defaults take anything); a mismatch is one line."""
+    if default is None:
+        return value
+    kind = type(default)
+    if kind is str and value is not None:
+        return str(value)
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, int) and not isinstance(value, bool) if kind is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+          isinstance(value, kind))
+    if not ok:
+        hint = spec.description.rpartition("; ")[2] if "option" in spec.description else ""
+        raise BadInputError(f"tokenizer {spec.name}: option {key} must be {_TYPE_WORDS.get(kind, kind.__name__)}, "
+                            f"got {value!r}" + (f" ({hint})" if hint.startswith("option") else f" (default {default})"))
+    return value
 
 
 def list_tokenizers() -> list[str]:

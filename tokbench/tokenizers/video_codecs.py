@@ -61,7 +61,8 @@ class VideoCodec(Tokenizer):
 
 def _spec(name: str, codec: str, desc: str) -> TokenizerSpec:
     return TokenizerSpec(name=name, family="codec", kind="codec", modalities=frozenset({"image", "video"}),
-                         spatial_multiple=2, description=f"{desc} via PyAV ({codec}), 4:2:0; option crf")
+                         spatial_multiple=2, label_options=("crf",),
+                         description=f"{desc} via PyAV ({codec}), 4:2:0; option crf")
 
 
 @register_tokenizer(_spec("h264", "libx264", "H.264/AVC"))
