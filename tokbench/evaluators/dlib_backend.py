@@ -8,6 +8,7 @@ TokBench's F-Sim, but dlib descriptors are not zero-centred, so cosine stays hig
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +33,42 @@ def face_recognition_models_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
+_WORKER_MODEL = None  # the network inside a worker process
+
+
+def _worker_load(model_path: str) -> None:
+    import dlib
+
+    global _WORKER_MODEL
+    _WORKER_MODEL = dlib.face_recognition_model_v1(model_path)
+
+
+def _descriptors(model, chips: list[np.ndarray]) -> np.ndarray:
+    return np.array([np.asarray(d) for d in model.compute_face_descriptor(chips)], dtype=np.float64)
+
+
+def _worker_descriptors(chips: list[np.ndarray]) -> np.ndarray:
+    return _descriptors(_WORKER_MODEL, chips)
+
+
+def default_workers() -> int:
+    """Processes for dlib's network: it holds the GIL and runs one thread, so one per core (at most 2, the
+    machine's cores); one under torchrun, where each rank already has its core."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 @register_face_backend("dlib")
 class DlibEmbedder(FaceEmbedder):
+    """``workers`` > 1: the network runs in that many spawned processes, each image's chips split between
+    them in order (the same descriptors as in-process: each chip's forward pass is independent)."""
+
     name = "dlib"
     dim = 128
     rule = DLIB_RULE
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", workers: int | None = None):
         try:
             import dlib
         except ImportError as e:
@@ -49,7 +79,9 @@ class DlibEmbedder(FaceEmbedder):
         if not self._model_path.is_file():
             raise MissingWeightsError(f"face backend dlib: missing {self._model_path}; "
                                       "reinstall face-recognition-models")
-        self._model = dlib.face_recognition_model_v1(str(self._model_path))
+        self.workers = int(workers or default_workers())
+        self._pool = None
+        self._model = dlib.face_recognition_model_v1(str(self._model_path)) if self.workers == 1 else None
         self._chip_points = dlib.dpoints([dlib.dpoint(float(x), float(y)) for x, y in dlib_chip_points()])
 
     @property
@@ -76,5 +108,23 @@ class DlibEmbedder(FaceEmbedder):
 
     def _embed(self, image: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
         chips = [self.chip(image, kps) for kps in landmarks]
-        descriptors = self._model.compute_face_descriptor(chips)  # one batched forward pass
-        return np.array([np.asarray(d) for d in descriptors], dtype=np.float64)
+        if self.workers == 1:
+            return _descriptors(self._model, chips)  # one batched forward pass
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: the parent has torch/onnxruntime thread pools a forked child would inherit broken
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_load, initargs=(str(self._model_path),))
+        parts = [chips[i::self.workers] for i in range(self.workers)]
+        done = list(self._pool.map(_worker_descriptors, [p for p in parts if p]))
+        out = np.empty((len(chips), self.dim), dtype=np.float64)
+        for i, rows in enumerate(done):
+            out[i::self.workers] = rows
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
