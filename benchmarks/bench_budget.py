@@ -26,12 +26,14 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_pipeline import load_average, run_measured  # noqa: E402
 
 
-def main_job(checkout: Path, tmp: Path, tag: str, limit: int | None) -> dict:
+def main_job(checkout: Path, tmp: Path, tag: str, limit: int | None, data_cache: Path | None) -> dict:
     """The main job from ``checkout`` with its own fresh TOKBENCH_CACHE (the embedded datasets are built
-    inside the measured process, as on a fresh clone)."""
+    by the measured job, as on a fresh clone, unless ``data_cache`` holds them built already)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(checkout)
     env["TOKBENCH_CACHE"] = str(tmp / f"{tag}-cache")
+    if data_cache:
+        env["TOKBENCH_DATA_CACHE"] = str(data_cache)
     cmd = [sys.executable, "-m", "tokbench", "run", "--tokenizer", "jpeg", "--suite", "text-face",
            "--out", str(tmp / f"{tag}-reports"), "--name", "job", "--quiet"]
     if limit:
@@ -127,20 +129,26 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="checkout of the commit to compare with (e.g. a git worktree)")
     ap.add_argument("--limit", type=int, help="first N items of each dataset (default: the full main job)")
     ap.add_argument("--skip-job", action="store_true", help="only the SSIM and face figures")
+    ap.add_argument("--data-cache", type=Path, help="embedded datasets built already (the build is then not"
+                                                    " part of the measured jobs)")
     ap.add_argument("--ssim-images", type=int, default=40)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tokbench-bench-budget-"))
     print(f"bench_budget: limit {args.limit or 'none (full main job)'}; machine {os.cpu_count()} CPUs; "
           f"{load_average()}")
-    dataset_cache = None
+    dataset_cache = args.data_cache
     if not args.skip_job:
-        jobs = {"new": main_job(REPO, tmp, "new", args.limit)}
-        print(f"new job done: {load_average()}")
-        if args.baseline:
-            jobs["old"] = main_job(args.baseline.resolve(), tmp, "old", args.limit)
-            print(f"baseline job done: {load_average()}")
-        print("\n== main job: tokbench run --tokenizer jpeg --suite text-face (256/512/1024, fresh cache incl."
-              " dataset build)")
+        from concurrent.futures import ThreadPoolExecutor
+
+        # both jobs at once (CPU seconds and peak RSS are per job; wall is not comparable then)
+        checkouts = {"new": REPO, **({"old": args.baseline.resolve()} if args.baseline else {})}
+        with ThreadPoolExecutor(len(checkouts)) as pool:
+            futures = {tag: pool.submit(main_job, path, tmp, tag, args.limit, args.data_cache)
+                       for tag, path in checkouts.items()}
+            jobs = {tag: f.result() for tag, f in futures.items()}
+        print(f"jobs done: {load_average()}")
+        print("\n== main job: tokbench run --tokenizer jpeg --suite text-face (256/512/1024, fresh cache, "
+              + ("datasets built beforehand)" if args.data_cache else "dataset build included)"))
         for tag, m in jobs.items():
             print(f"  {tag:<4} peak RSS {m['peak_rss_mib']:7.0f} MiB   CPU {m['cpu']:7.1f} s   "
                   f"CPU/item {m['cpu'] / m['items']:.3f} s ({m['items']} items)   wall {m['wall']:.1f} s"
@@ -151,13 +159,14 @@ def main() -> None:
             ratio = (jobs["new"]["cpu"] / jobs["new"]["items"]) / (jobs["old"]["cpu"] / jobs["old"]["items"])
             print(f"  CPU per item new / old: {ratio:.3f} (target <= 0.67: {'met' if ratio <= 0.67 else 'MISSED'})")
             print("  rows: " + compare_rows(jobs["new"]["rows"], jobs["old"]["rows"]))
-        dataset_cache = tmp / "new-cache" / "datasets"
+        dataset_cache = args.data_cache or tmp / "new-cache" / "datasets"
     if dataset_cache is None or not dataset_cache.is_dir():
         subprocess.run([sys.executable, "-m", "tokbench", "datasets", "build", "text-face"], check=True,
                        env={**os.environ, "PYTHONPATH": str(REPO), "TOKBENCH_CACHE": str(tmp / "new-cache")},
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         dataset_cache = tmp / "new-cache" / "datasets"
     os.environ["TOKBENCH_CACHE"] = str(tmp / "new-cache")
+    os.environ["TOKBENCH_DATA_CACHE"] = str(dataset_cache)
     print("\n== SSIM at original resolution")
     print("\n".join(ssim_speed(dataset_cache, args.ssim_images)))
     print("\n== dlib face embedding (face-real + face-composed originals)")
