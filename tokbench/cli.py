@@ -65,10 +65,6 @@ def cmd_run(args) -> int:
                     batch_size=args.batch_size, clip_frames=args.clip_frames, quiet=args.quiet,
                     skip_bad=args.skip_bad, allow_unsafe_checkpoint=args.allow_unsafe_checkpoint,
                     cache_dir=args.cache_dir, datasets=args.data, name=args.name, metrics=args.metrics)
-    from tokbench.data.commands import build_in_child
-    from tokbench.suites import get_suite
-
-    build_in_child(args.data or get_suite(args.suite).datasets)  # keeps the build's heap out of the run
     report = run(cfg)
     print(report.format())
     print(f"report written to {report.path}")

@@ -104,6 +104,9 @@ class Runner:
                                                      allow_unsafe=cfg.allow_unsafe_checkpoint)
         self.resolutions = list(cfg.resolutions or self.suite.resolutions)
         self.cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else None)
+        from tokbench.data.commands import build_in_child
+
+        build_in_child(cfg.datasets or self.suite.datasets)  # embedded, not built yet: the build heap stays in a child
         self.datasets: list[Dataset] = [self._open_dataset(n, cfg.skip_bad) for n in (cfg.datasets or self.suite.datasets)]
         self.metrics: dict[str, InstanceMetric | DistributionMetric] = {}
         self.unavailable: dict[str, str] = {}
