@@ -30,11 +30,11 @@ def main_job(checkout: Path, tmp: Path, tag: str, limit: int | None, data_cache:
     """The main job from ``checkout`` with its own fresh TOKBENCH_CACHE (the embedded datasets are built
     by the measured job, as on a fresh clone, unless ``data_cache`` holds them built already)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(checkout)
+    env["PYTHONPATH"] = str(checkout)  # with -P below: the checkout, not the working directory, is imported
     env["TOKBENCH_CACHE"] = str(tmp / f"{tag}-cache")
     if data_cache:
         env["TOKBENCH_DATA_CACHE"] = str(data_cache)
-    cmd = [sys.executable, "-m", "tokbench", "run", "--tokenizer", "jpeg", "--suite", "text-face",
+    cmd = [sys.executable, "-P", "-m", "tokbench", "run", "--tokenizer", "jpeg", "--suite", "text-face",
            "--out", str(tmp / f"{tag}-reports"), "--name", "job", "--quiet"]
     if limit:
         cmd += ["--limit", str(limit)]

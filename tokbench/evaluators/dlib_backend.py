@@ -33,22 +33,26 @@ def face_recognition_models_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
-_WORKER_MODEL = None  # the network inside a worker process
-
-
-def _worker_load(model_path: str) -> None:
-    import dlib
-
-    global _WORKER_MODEL
-    _WORKER_MODEL = dlib.face_recognition_model_v1(model_path)
+# A worker is a bare interpreter running this loop (no tokbench import: importing the package pulls in torch,
+# ~0.8 GB per process): it reads pickled lists of chips on stdin and writes pickled (N, 128) descriptors.
+_WORKER = """
+import pickle, sys
+import dlib, numpy as np
+model = dlib.face_recognition_model_v1(sys.argv[1])
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    try:
+        chips = pickle.load(inp)
+    except EOFError:
+        break
+    d = np.array([np.asarray(v) for v in model.compute_face_descriptor(chips)], dtype=np.float64)
+    pickle.dump(d, out)
+    out.flush()
+"""
 
 
 def _descriptors(model, chips: list[np.ndarray]) -> np.ndarray:
     return np.array([np.asarray(d) for d in model.compute_face_descriptor(chips)], dtype=np.float64)
-
-
-def _worker_descriptors(chips: list[np.ndarray]) -> np.ndarray:
-    return _descriptors(_WORKER_MODEL, chips)
 
 
 def default_workers() -> int:
@@ -61,8 +65,9 @@ def default_workers() -> int:
 
 @register_face_backend("dlib")
 class DlibEmbedder(FaceEmbedder):
-    """``workers`` > 1: the network runs in that many spawned processes, each image's chips split between
-    them in order (the same descriptors as in-process: each chip's forward pass is independent)."""
+    """``workers`` > 1: the network runs in that many worker processes (bare interpreters with dlib), each
+    image's chips split between them in order (the same descriptors as in-process: each chip's forward pass
+    is independent)."""
 
     name = "dlib"
     dim = 128
@@ -110,21 +115,36 @@ class DlibEmbedder(FaceEmbedder):
         chips = [self.chip(image, kps) for kps in landmarks]
         if self.workers == 1:
             return _descriptors(self._model, chips)  # one batched forward pass
-        if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        import pickle
 
-            # spawn, not fork: the parent has torch/onnxruntime thread pools a forked child would inherit broken
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_load, initargs=(str(self._model_path),))
+        if self._pool is None:
+            import subprocess
+            import sys
+
+            self._pool = [subprocess.Popen([sys.executable, "-c", _WORKER, str(self._model_path)],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                          for _ in range(self.workers)]
         parts = [chips[i::self.workers] for i in range(self.workers)]
-        done = list(self._pool.map(_worker_descriptors, [p for p in parts if p]))
+        busy = [(w, p) for w, p in zip(self._pool, parts) if p]
+        for w, part in busy:  # all workers start before any result is read
+            pickle.dump(part, w.stdin)
+            w.stdin.flush()
         out = np.empty((len(chips), self.dim), dtype=np.float64)
-        for i, rows in enumerate(done):
-            out[i::self.workers] = rows
+        for i, (w, _) in enumerate(busy):
+            try:
+                out[i::self.workers] = pickle.load(w.stdout)
+            except EOFError:
+                raise RuntimeError(f"face backend dlib: worker process exited (code {w.wait()})") from None
         return out
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        for w in self._pool or []:
+            w.stdin.close()
+            w.wait()
+        self._pool = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
