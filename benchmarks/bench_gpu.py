@@ -4,7 +4,7 @@ with random weights (PARSeq via docTR on the device, batched; the face backend),
 throughput, peak device and host memory, and the projection to TokBench's ~12k images.
 
     python benchmarks/bench_gpu.py [--device cuda] [--dtype bf16] [--limit N] [--batch-size 16]
-    python benchmarks/bench_gpu.py --device cpu --limit 2        # smoke mode, minutes on 2 cores
+    python benchmarks/bench_gpu.py --device cpu --limit 1        # smoke mode (fp32), minutes on 2 cores
 
 Random weights: the cost of a forward pass is the architecture's, not the weights' (the numbers the models
 produce are meaningless; no quality figure is printed). Stages run one after another, each timed alone
@@ -139,7 +139,8 @@ def parseq_random(root: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--dtype", default="bf16", choices=("bf16", "fp16", "fp32"))
+    ap.add_argument("--dtype", choices=("bf16", "fp16", "fp32"),
+                    help="default bf16 on a GPU, fp32 on CPU (bf16 convolutions are very slow on CPU)")
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--limit", type=int, help="first N items of each dataset (default: all 255)")
     ap.add_argument("--batch-size", type=int, default=16, help="tokenizer batch (images of one canvas shape)")
@@ -149,6 +150,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    args.dtype = args.dtype or ("fp32" if args.device == "cpu" else "bf16")
     from tokbench.evaluators.crops import crop_words
     from tokbench.evaluators.face import create_face_backend
     from tokbench.evaluators.ocr import create_ocr_engine
