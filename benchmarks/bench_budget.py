@@ -104,6 +104,7 @@ def ssim_speed(dataset_cache: Path, n: int) -> list[str]:
 def face_speed(dataset_cache: Path) -> list[str]:
     import numpy as np
 
+    import tokbench.data.embedded  # noqa: F401  (registers the embedded datasets)
     from tokbench.data.dataset import get_dataset
     from tokbench.evaluators.dlib_backend import DlibEmbedder
 
