@@ -160,3 +160,25 @@ def test_video_faces_on_frames_and_metric_contract(astronaut):
         metric.reference(Sample(bad, original, original))
     with pytest.raises(BadInputError, match="expected 5 \\(x, y\\) landmarks"):
         metric.backend.embed(image, [Face(kps=((1, 2), (3, 4)), box=(0, 0, 1, 1), ratio=0.1)], "astronaut")
+
+
+def test_two_workers_give_the_same_descriptors_as_one(astronaut):
+    """dlib's network in 2 spawned worker processes (chips split between them) returns exactly the in-process
+    descriptors, for one face and for several faces of one image, and the face metric's rows are equal."""
+    from tokbench.evaluators.dlib_backend import DlibEmbedder
+
+    image, kps = astronaut
+    faces = (as_face(kps), as_face(kps + 3.0), as_face(kps * 0.9 + 10.0))
+    one, two = DlibEmbedder(workers=1), DlibEmbedder(workers=2)
+    try:
+        assert not FaceIdentity(one).runs_in_workers and FaceIdentity(two).runs_in_workers
+        for fs in (faces[:1], faces):
+            a, b = one.embed(image, fs, "astronaut"), two.embed(image, fs, "astronaut")
+            assert a.shape == (len(fs), 128)
+            assert np.array_equal(a, b)
+        item = Item("astronaut", "image", path=None, faces=faces)
+        sample = Sample(item, image[None], jpeg(image, 20)[None])
+        rows = [FaceIdentity(b).score(sample, FaceIdentity(b).reference(sample)) for b in (one, two)]
+        assert rows[0] == rows[1] and len(rows[0]) == 3
+    finally:
+        two.close()

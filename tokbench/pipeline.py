@@ -118,6 +118,9 @@ class Runner:
                                 f"(leave it out to run every item)")
         self.resolutions = list(cfg.resolutions or self.suite.resolutions)
         self.cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else None)
+        from tokbench.data.commands import build_in_child
+
+        build_in_child(cfg.datasets or self.suite.datasets)  # embedded, not built yet: the build heap stays in a child
         self.datasets: list[Dataset] = [self._open_dataset(n, cfg.skip_bad) for n in (cfg.datasets or self.suite.datasets)]
         self.metrics: dict[str, InstanceMetric | DistributionMetric] = {}
         self.unavailable: dict[str, str] = {}
@@ -147,6 +150,9 @@ class Runner:
             self.log(f"skipped {entry}: {why}")
         self.items_computed = 0
         self.items_cached = 0
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokbench-side")
 
     def _check_bins(self, metrics: list[str]) -> None:
         """Text and face scores are ranked per TokBench bin, which exist at a few sizes only: refuse others."""
@@ -297,34 +303,44 @@ class Runner:
         level = "video" if item.modality == "video" else "image"
         merged: dict[tuple, dict] = {(level, 0): {"level": level, "instance": 0, "bpp": recon.bpp}}
         states: dict[str, np.ndarray] = {}
+        # a metric whose work runs in its own processes (dlib's workers) waits in a thread meanwhile
+        aside = {name: self._side.submit(self._score_one, ds, item, sample, name, metric)
+                 for name, metric in self.metrics.items() if getattr(metric, "runs_in_workers", False)}
+        done = {name: self._score_one(ds, item, sample, name, metric)
+                for name, metric in self.metrics.items() if name not in aside}
         for name, metric in self.metrics.items():
-            ref_key = self._ref_key(ds, item, metric)
-            if isinstance(metric, DistributionMetric):
-                with self.timer.stage("reference"):
-                    ref_state = self.cache.get_arrays("ref", ref_key)
-                    if ref_state is None:
-                        ref_state = metric.reference_state(sample)
-                        self.cache.put_arrays("ref", ref_key, ref_state)
-                with self.timer.stage(f"metric:{name}"):
-                    item_state = metric.item_state(sample)
-                states.update({f"{name}/ref/{k}": v for k, v in ref_state.items()})
-                states.update({f"{name}/rec/{k}": v for k, v in item_state.items()})
+            kind, value = aside[name].result() if name in aside else done[name]
+            if kind == "states":
+                states.update(value)
                 continue
-            cached = {"v": None}
-            if metric.has_reference:
-                with self.timer.stage("reference"):
-                    cached = self.cache.get_json("ref", ref_key)
-                    if cached is None:
-                        cached = {"v": metric.reference(sample)}
-                        self.cache.put_json("ref", ref_key, cached)
-            with self.timer.stage(f"metric:{name}"):
-                rows = metric.score(sample, cached["v"])
-            for row in rows:
+            for row in value:
                 lvl = row.get("level", metric.level)
                 if lvl == "image" and level == "video":
                     lvl = "video"
                 merged.setdefault((lvl, int(row["instance"])), {"level": lvl}).update({**row, "level": lvl})
         return ItemResult(list(merged.values()), states)
+
+    def _score_one(self, ds: Dataset, item: Item, sample: Sample, name: str, metric) -> tuple[str, object]:
+        ref_key = self._ref_key(ds, item, metric)
+        if isinstance(metric, DistributionMetric):
+            with self.timer.stage("reference"):
+                ref_state = self.cache.get_arrays("ref", ref_key)
+                if ref_state is None:
+                    ref_state = metric.reference_state(sample)
+                    self.cache.put_arrays("ref", ref_key, ref_state)
+            with self.timer.stage(f"metric:{name}"):
+                item_state = metric.item_state(sample)
+            return "states", {**{f"{name}/ref/{k}": v for k, v in ref_state.items()},
+                              **{f"{name}/rec/{k}": v for k, v in item_state.items()}}
+        cached = {"v": None}
+        if metric.has_reference:
+            with self.timer.stage("reference"):
+                cached = self.cache.get_json("ref", ref_key)
+                if cached is None:
+                    cached = {"v": metric.reference(sample)}
+                    self.cache.put_json("ref", ref_key, cached)
+        with self.timer.stage(f"metric:{name}"):
+            return "rows", metric.score(sample, cached["v"])
 
     # ------------------------------------------------------------ assembly
 

@@ -102,6 +102,20 @@ def build(names: Optional[Iterable[str]] = None, force: bool = False, workers: O
         return [futures[i].result() for i in range(len(objs))]
 
 
+def build_in_child(names: Iterable[str]) -> None:
+    """Build the embedded datasets among ``names`` that are not built yet in a child process. A build decodes
+    and resizes large source photos; done inside a run, the heap it leaves behind (glibc keeps freed arenas)
+    stays in the run's process and raises its peak RSS. A failed build is left to the run, which builds
+    in-process and stops with its one-line error."""
+    import subprocess
+    import sys
+
+    missing = [n for n in names if n in EMBEDDED and not EMBEDDED[n]().is_built()]
+    if missing:
+        subprocess.run([sys.executable, "-m", "tokbench", "datasets", "build", *missing],
+                       stdout=subprocess.DEVNULL, check=False)
+
+
 BUILD_WEIGHT = {"video-clips": 20, "text-rendered": 19, "face-composed": 8}  # seconds on 2 cores, for ordering
 
 

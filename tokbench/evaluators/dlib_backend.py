@@ -8,6 +8,7 @@ TokBench's F-Sim, but dlib descriptors are not zero-centred, so cosine stays hig
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +33,47 @@ def face_recognition_models_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
+# A worker is a bare interpreter running this loop (no tokbench import: importing the package pulls in torch,
+# ~0.8 GB per process): it reads pickled lists of chips on stdin and writes pickled (N, 128) descriptors.
+_WORKER = """
+import pickle, sys
+import dlib, numpy as np
+model = dlib.face_recognition_model_v1(sys.argv[1])
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    try:
+        chips = pickle.load(inp)
+    except EOFError:
+        break
+    d = np.array([np.asarray(v) for v in model.compute_face_descriptor(chips)], dtype=np.float64)
+    pickle.dump(d, out)
+    out.flush()
+"""
+
+
+def _descriptors(model, chips: list[np.ndarray]) -> np.ndarray:
+    return np.array([np.asarray(d) for d in model.compute_face_descriptor(chips)], dtype=np.float64)
+
+
+def default_workers() -> int:
+    """Processes for dlib's network: it holds the GIL and runs one thread, so one per core (at most 2, the
+    machine's cores); one under torchrun, where each rank already has its core."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 @register_face_backend("dlib")
 class DlibEmbedder(FaceEmbedder):
+    """``workers`` > 1: the network runs in that many worker processes (bare interpreters with dlib), each
+    image's chips split between them in order (the same descriptors as in-process: each chip's forward pass
+    is independent)."""
+
     name = "dlib"
     dim = 128
     rule = DLIB_RULE
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", workers: int | None = None):
         try:
             import dlib
         except ImportError as e:
@@ -49,7 +84,9 @@ class DlibEmbedder(FaceEmbedder):
         if not self._model_path.is_file():
             raise MissingWeightsError(f"face backend dlib: missing {self._model_path}; "
                                       "reinstall face-recognition-models")
-        self._model = dlib.face_recognition_model_v1(str(self._model_path))
+        self.workers = int(workers or default_workers())
+        self._pool = None
+        self._model = dlib.face_recognition_model_v1(str(self._model_path)) if self.workers == 1 else None
         self._chip_points = dlib.dpoints([dlib.dpoint(float(x), float(y)) for x, y in dlib_chip_points()])
 
     @property
@@ -76,5 +113,38 @@ class DlibEmbedder(FaceEmbedder):
 
     def _embed(self, image: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
         chips = [self.chip(image, kps) for kps in landmarks]
-        descriptors = self._model.compute_face_descriptor(chips)  # one batched forward pass
-        return np.array([np.asarray(d) for d in descriptors], dtype=np.float64)
+        if self.workers == 1:
+            return _descriptors(self._model, chips)  # one batched forward pass
+        import pickle
+
+        if self._pool is None:
+            import subprocess
+            import sys
+
+            self._pool = [subprocess.Popen([sys.executable, "-c", _WORKER, str(self._model_path)],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                          for _ in range(self.workers)]
+        parts = [chips[i::self.workers] for i in range(self.workers)]
+        busy = [(w, p) for w, p in zip(self._pool, parts) if p]
+        for w, part in busy:  # all workers start before any result is read
+            pickle.dump(part, w.stdin)
+            w.stdin.flush()
+        out = np.empty((len(chips), self.dim), dtype=np.float64)
+        for i, (w, _) in enumerate(busy):
+            try:
+                out[i::self.workers] = pickle.load(w.stdout)
+            except EOFError:
+                raise RuntimeError(f"face backend dlib: worker process exited (code {w.wait()})") from None
+        return out
+
+    def close(self) -> None:
+        for w in self._pool or []:
+            w.stdin.close()
+            w.wait()
+        self._pool = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -43,6 +43,11 @@ class FaceIdentity(InstanceMetric):
     def __init__(self, backend: FaceEmbedder):
         self.backend = backend
 
+    @property
+    def runs_in_workers(self) -> bool:
+        """The backend computes in worker processes: the pipeline scores this metric beside the others."""
+        return getattr(self.backend, "workers", 1) > 1
+
     def describe(self) -> dict:
         return {**super().describe(), "face_backend": self.backend.describe(),
                 "F-Sim": "cosine of original vs reconstruction embeddings at the same ground-truth landmarks",

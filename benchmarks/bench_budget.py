@@ -1,0 +1,179 @@
+"""Issue 18's budget, from one invocation: peak RSS and CPU seconds per item of the README's main job
+(`tokbench run --tokenizer jpeg --suite text-face`, 3 resolutions, fresh cache, dataset build included)
+for this checkout and, side by side, for a baseline checkout (the commit before the change); whether their
+rows agree; SSIM's CPU time against torchmetrics' whole-image call; dlib faces/s with 1 and 2 workers.
+
+    python benchmarks/bench_budget.py [--baseline /path/to/old/checkout] [--limit N] [--skip-job]
+
+CPU seconds (user + sys of the job and all its processes, dlib workers included) are the comparable figure
+on a shared machine; wall seconds are printed but depend on the load. Peak RSS is the largest single
+process (RUSAGE_CHILDREN of a wrapper; see bench_pipeline.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_pipeline import load_average, run_measured  # noqa: E402
+
+
+def main_job(checkout: Path, tmp: Path, tag: str, limit: int | None, data_cache: Path | None) -> dict:
+    """The main job from ``checkout`` with its own fresh TOKBENCH_CACHE (the embedded datasets are built
+    by the measured job, as on a fresh clone, unless ``data_cache`` holds them built already)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(checkout)  # with -P below: the checkout, not the working directory, is imported
+    env["TOKBENCH_CACHE"] = str(tmp / f"{tag}-cache")
+    if data_cache:
+        env["TOKBENCH_DATA_CACHE"] = str(data_cache)
+    cmd = [sys.executable, "-P", "-m", "tokbench", "run", "--tokenizer", "jpeg", "--suite", "text-face",
+           "--out", str(tmp / f"{tag}-reports"), "--name", "job", "--quiet"]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    m = run_measured(cmd, tmp, tag, env)
+    import json
+
+    import pandas as pd
+
+    manifest = json.loads((tmp / f"{tag}-reports" / "job" / "manifest.json").read_text())
+    m["items"] = manifest["items_computed"] + manifest["items_cached"]
+    m["rows"] = pd.read_parquet(tmp / f"{tag}-reports" / "job" / "rows.parquet")
+    m["timings"] = manifest["timings"]
+    m["unavailable"] = sorted(manifest["unavailable"])
+    return m
+
+
+def compare_rows(a, b) -> str:
+    import numpy as np
+    import pandas as pd
+
+    if a.shape != b.shape or list(a.columns) != list(b.columns):
+        return f"DIFFERENT shapes/columns {a.shape} vs {b.shape}"
+    other = [c for c in a.columns if c != "SSIM"]
+    try:
+        pd.testing.assert_frame_equal(a[other], b[other], check_exact=True)
+        same = "all columns but SSIM identical"
+    except AssertionError as e:
+        same = "columns other than SSIM DIFFER: " + str(e).splitlines()[0]
+    d = np.nanmax(np.abs(a["SSIM"].to_numpy(float) - b["SSIM"].to_numpy(float)))
+    return f"{same}; SSIM max |new - old| {d:.2e} (old: torchmetrics float32)"
+
+
+def ssim_speed(dataset_cache: Path, n: int) -> list[str]:
+    """CPU seconds of SSIM on the embedded images (JPEG q=30 reconstructions) at original resolution."""
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    from tokbench.metrics.pixel import ssim_per_frame
+
+    files = sorted(dataset_cache.glob("*/*.png"))[:n]
+    pairs = []
+    for f in files:
+        o = np.asarray(Image.open(f).convert("RGB"))
+        buf = io.BytesIO()
+        Image.fromarray(o).save(buf, "JPEG", quality=30)
+        pairs.append((o, np.asarray(Image.open(buf).convert("RGB"))))
+    to = lambda x: torch.from_numpy(x.copy()).permute(2, 0, 1)[None].float()  # noqa: E731
+    t = time.process_time()
+    ours = [ssim_per_frame(o[None], r[None])[0] for o, r in pairs]
+    t_ours = time.process_time() - t
+    t = time.process_time()
+    ref = [structural_similarity_index_measure(to(r), to(o), gaussian_kernel=True, sigma=1.5, kernel_size=11,
+                                               data_range=255.0).item() for o, r in pairs]
+    t_ref = time.process_time() - t
+    mp = sum(o.shape[0] * o.shape[1] for o, _ in pairs) / 1e6
+    diff = max(abs(a - b) for a, b in zip(ours, ref))
+    return [f"  {len(pairs)} embedded images, {mp:.1f} MP: separable float64 {t_ours:.2f} CPU s, torchmetrics "
+            f"whole-image float32 {t_ref:.2f} CPU s (torch threads {torch.get_num_threads()})",
+            f"  SSIM speed ratio (torchmetrics CPU / separable CPU): {t_ref / t_ours:.2f}x;"
+            f" max |difference| {diff:.1e} (torchmetrics float32 rounding)"]
+
+
+def face_speed(dataset_cache: Path) -> list[str]:
+    import numpy as np
+
+    import tokbench.data.embedded  # noqa: F401  (registers the embedded datasets)
+    from tokbench.data.dataset import get_dataset
+    from tokbench.evaluators.dlib_backend import DlibEmbedder
+
+    items = [it for name in ("face-real", "face-composed") for it in get_dataset(name).items if it.faces]
+    images = [(it, it.load()[0]) for it in items]
+    faces = sum(len(it.faces) for it, _ in images)
+    lines, out = [], {}
+    for workers in (1, 2):
+        backend = DlibEmbedder(workers=workers)
+        backend.embed(images[0][1], images[0][0].faces[:2], "warm-up")  # start the workers, load the model
+        t, c = time.perf_counter(), time.process_time()
+        out[workers] = np.concatenate([backend.embed(im, it.faces, it.id) for it, im in images])
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        backend.close()
+        lines.append(f"  {workers} worker(s): {faces / wall:6.1f} faces/s wall ({faces} faces in {len(images)}"
+                     f" images, {wall:.1f} s; this process's CPU {cpu:.1f} s)")
+    lines.append(f"  descriptors identical with 1 and 2 workers: {bool(np.array_equal(out[1], out[2]))}")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--baseline", type=Path, help="checkout of the commit to compare with (e.g. a git worktree)")
+    ap.add_argument("--limit", type=int, help="first N items of each dataset (default: the full main job)")
+    ap.add_argument("--skip-job", action="store_true", help="only the SSIM and face figures")
+    ap.add_argument("--data-cache", type=Path, help="embedded datasets built already (the build is then not"
+                                                    " part of the measured jobs)")
+    ap.add_argument("--ssim-images", type=int, default=40)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="tokbench-bench-budget-"))
+    print(f"bench_budget: limit {args.limit or 'none (full main job)'}; machine {os.cpu_count()} CPUs; "
+          f"{load_average()}")
+    dataset_cache = args.data_cache
+    if not args.skip_job:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # both jobs at once (CPU seconds and peak RSS are per job; wall is not comparable then)
+        checkouts = {"new": REPO, **({"old": args.baseline.resolve()} if args.baseline else {})}
+        with ThreadPoolExecutor(len(checkouts)) as pool:
+            futures = {tag: pool.submit(main_job, path, tmp, tag, args.limit, args.data_cache)
+                       for tag, path in checkouts.items()}
+            jobs = {tag: f.result() for tag, f in futures.items()}
+        print(f"jobs done: {load_average()}")
+        print("\n== main job: tokbench run --tokenizer jpeg --suite text-face (256/512/1024, fresh cache, "
+              + ("datasets built beforehand)" if args.data_cache else "dataset build included)"))
+        for tag, m in jobs.items():
+            print(f"  {tag:<4} peak RSS {m['peak_rss_mib']:7.0f} MiB   CPU {m['cpu']:7.1f} s   "
+                  f"CPU/item {m['cpu'] / m['items']:.3f} s ({m['items']} items)   wall {m['wall']:.1f} s"
+                  f"   unavailable: {', '.join(m['unavailable']) or 'none'}")
+            print("       stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in m["timings"].items()))
+        print(f"  target: peak RSS <= 2048 MiB: {'met' if jobs['new']['peak_rss_mib'] <= 2048 else 'MISSED'}")
+        if "old" in jobs:
+            ratio = (jobs["new"]["cpu"] / jobs["new"]["items"]) / (jobs["old"]["cpu"] / jobs["old"]["items"])
+            print(f"  CPU per item new / old: {ratio:.3f} (target <= 0.67: {'met' if ratio <= 0.67 else 'MISSED'})")
+            print("  rows: " + compare_rows(jobs["new"]["rows"], jobs["old"]["rows"]))
+        dataset_cache = args.data_cache or tmp / "new-cache" / "datasets"
+    if dataset_cache is None or not dataset_cache.is_dir():
+        subprocess.run([sys.executable, "-m", "tokbench", "datasets", "build", "text-face"], check=True,
+                       env={**os.environ, "PYTHONPATH": str(REPO), "TOKBENCH_CACHE": str(tmp / "new-cache")},
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        dataset_cache = tmp / "new-cache" / "datasets"
+    os.environ["TOKBENCH_CACHE"] = str(tmp / "new-cache")
+    os.environ["TOKBENCH_DATA_CACHE"] = str(dataset_cache)
+    print("\n== SSIM at original resolution")
+    print("\n".join(ssim_speed(dataset_cache, args.ssim_images)))
+    print("\n== dlib face embedding (face-real + face-composed originals)")
+    print("\n".join(face_speed(dataset_cache)))
+    print(f"end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
