@@ -64,7 +64,8 @@ def cmd_run(args) -> int:
                     device=args.device, dtype=args.dtype, checkpoint=args.checkpoint, out=args.out, limit=args.limit,
                     batch_size=args.batch_size, clip_frames=args.clip_frames, quiet=args.quiet,
                     skip_bad=args.skip_bad, allow_unsafe_checkpoint=args.allow_unsafe_checkpoint,
-                    cache_dir=args.cache_dir, datasets=args.data, name=args.name, metrics=args.metrics)
+                    cache_dir=args.cache_dir, datasets=args.data, name=args.name, metrics=args.metrics,
+                    allow_missing_evaluators=args.allow_missing_evaluators)
     report = run(cfg)
     print(report.format())
     print(f"report written to {report.path}")
@@ -158,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tokenizer", "-t", required=True, help="NAME[:key=value,...], e.g. jpeg:quality=90")
     sp.add_argument("--suite", "-s", default="text-face")
     sp.add_argument("--resolution", "-r", type=int, nargs="+", help="evaluation sizes (default: the suite's)")
-    sp.add_argument("--protocol", default="offline", help="offline (default) or tokbench")
+    sp.add_argument("--protocol", default="offline",
+                    help="offline (default), tokbench (replica of the official scripts, for the published rows) or"
+                         " tokbench-clean; NAME:official|clean[,rule=value] swaps the input rules")
+    sp.add_argument("--allow-missing-evaluators", action="store_true",
+                    help="under tokbench protocols, score what is available when evaluator weights are missing")
     sp.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     sp.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
     sp.add_argument("--checkpoint", help="local checkpoint file or folder for the tokenizer")

@@ -173,7 +173,7 @@ def _parse_options(text: str, spec: str) -> tuple[list[str], dict]:
     return args, kwargs
 
 
-def open_dataset(spec: str, skip_bad: bool = False) -> Dataset:
+def open_dataset(spec: str, skip_bad: bool = False, rules=None) -> Dataset:
     """A dataset from a spec: a registered dataset name, or ``scheme:<root>[:options]`` for users' data.
 
     Options are comma-separated: names (subsets or a preset) and ``key=value`` settings
@@ -198,17 +198,20 @@ def open_dataset(spec: str, skip_bad: bool = False) -> Dataset:
         raise BadInputError(f"data spec {spec!r}: folder {root} does not exist")
     args, kwargs = _parse_options(options, spec)
     kwargs.setdefault("skip_bad", skip_bad)
+    if rules is not None and scheme in ("tokbench", "tokbench-video"):  # how the official scripts read them
+        kwargs["rules"] = rules
     return SCHEMES[scheme][0](root, args, kwargs)
 
 
-def image_size_of(path: Path) -> tuple[int, int]:
-    """(width, height) as the pixels will be decoded (EXIF orientation applied), reading only the header."""
+def image_size_of(path: Path, exif: bool = True) -> tuple[int, int]:
+    """(width, height) as the pixels will be decoded (EXIF orientation applied unless ``exif`` is False),
+    reading only the header."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             w, h = im.size
-            if _exif_orientation(im) in (5, 6, 7, 8):
+            if exif and _exif_orientation(im) in (5, 6, 7, 8):
                 w, h = h, w
             return w, h
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
@@ -222,15 +225,16 @@ def _exif_orientation(im) -> int:
         return 1
 
 
-def read_image_oriented(path: Path, expect_size: Optional[tuple[int, int]] = None) -> np.ndarray:
+def read_image_oriented(path: Path, expect_size: Optional[tuple[int, int]] = None, exif: bool = True) -> np.ndarray:
     """Decode to (H, W, 3) uint8 RGB with the EXIF orientation applied, as cv2.imread (which the official
-    TokBench evaluators use) does; ``expect_size`` (width, height) from an annotation is checked."""
+    TokBench face evaluator uses) does; ``exif=False`` reads the stored pixels as PIL's ``open().convert``
+    does (the official text path). ``expect_size`` (width, height) from an annotation is checked."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.load()
-            if _exif_orientation(im) != 1:
+            if exif and _exif_orientation(im) != 1:
                 im = ImageOps.exif_transpose(im)
             arr = np.asarray(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
