@@ -63,7 +63,11 @@ def locate_parseq_weights(explicit: Optional[str | Path] = None, download: Optio
         path = resolve(PARSEQ_WEIGHTS, download=False, what="OCR engine parseq")
     except MissingWeightsError as e:
         missing = e
-        path = doctr_cache_file() if doctr_cache_file().is_file() else None
+        cached = doctr_cache_file()
+        if cached.is_file() and cached.stat().st_size == 0:  # an interrupted docTR download
+            cached.unlink()
+            missing = MissingWeightsError(f"{e}; removed partial download {cached}")
+        path = cached if cached.is_file() else None
         if path is None and (download if download is not None else _online()):
             try:
                 from doctr.utils.data import download_from_url
