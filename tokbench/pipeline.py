@@ -134,6 +134,9 @@ class Runner:
         self.items_computed = 0
         self.items_cached = 0
         self.ocr_batches = self._official_ocr_batches()
+        for ds_name, skip in self.ocr_batch_skips().items():
+            self.log(f"official OCR batching skips {skip['words']} word(s) of {ds_name} in {skip['batches']} batch(es)"
+                     f" of 64 (character(s) {skip['characters']!r} outside the french vocabulary)")
 
     def _official_ocr_batches(self) -> dict:
         """Dataset name -> item id -> each word's official 64-word batch (official rules with a text metric);
