@@ -175,12 +175,16 @@ class Runner:
         tok = self.tokenizer.describe()
         return digest("item", tokbench.__version__, tok, ds.item_hashes[item.id], resolution,
                       self.protocol.describe(), sorted((n, m.describe()) for n, m in self.metrics.items()),
-                      self.cfg.clip_frames)
+                      self.cfg.clip_frames, *self._batch_facts(ds, item))
+
+    def _batch_facts(self, ds: Dataset, item: Item) -> list:
+        """The item's official OCR batches (they depend on its neighbours), for cache keys."""
+        batches = self.ocr_batches.get(ds.name, {}).get(item.id)
+        return [("ocr_batches", [(b.cap, b.skipped_for) for b in batches])] if batches else []
 
     def _ref_key(self, ds: Dataset, item: Item, metric) -> str:
-        batches = self.ocr_batches.get(ds.name, {}).get(item.id)
-        extra = [("ocr_batches", [(b.cap, b.skipped_for) for b in batches])] if batches else []
-        return digest("ref", ds.item_hashes[item.id], metric.describe(), *extra)
+        facts = self._batch_facts(ds, item) if getattr(metric, "name", "") == "text" else []
+        return digest("ref", ds.item_hashes[item.id], metric.describe(), *facts)
 
     # ------------------------------------------------------------ work
 
