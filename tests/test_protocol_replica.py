@@ -371,3 +371,16 @@ def test_cli_missing_weights_one_line_exit_2(release, tmp_path):
     assert proc.returncode == 2
     lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and "parseq-56125471.pt" in lines[0] and "glintr100.onnx" in lines[0], proc.stderr
+
+
+def test_rule2_runner_counts_the_skipped_words(release, tmp_path, isolated_cache):
+    from tokbench.pipeline import RunConfig, Runner
+
+    runner = Runner(RunConfig(tokenizer="identity", suite="text", protocol="offline:official", resolutions=[256],
+                              datasets=[f"tokbench:{release['root']}:ic13"], metrics=["text"], skip_bad=True,
+                              out=str(tmp_path / "o"), quiet=True))
+    assert runner.ocr_batch_skips() == {"tokbench": {"words": 7, "batches": 1, "characters": "ß"}}
+    clean = Runner(RunConfig(tokenizer="identity", suite="text", protocol="offline", resolutions=[256],
+                             datasets=[f"tokbench:{release['root']}:ic13"], metrics=["text"], skip_bad=True,
+                             out=str(tmp_path / "o"), quiet=True))
+    assert clean.ocr_batch_skips() == {}
