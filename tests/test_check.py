@@ -28,7 +28,8 @@ def runs(tmp_path_factory):
     paths = {"q50": go("q50", 50), "q50-again": go("q50-again", 50), "q30": go("q30", 30),
              "q50-limit3": go("q50-limit3", 50, limit=3),
              "q50-limit3-suite-text": go("q50-limit3-suite-text", 50, limit=3, suite="text"),
-             "q50-limit3-protocol-tokbench": go("q50-limit3-protocol-tokbench", 50, limit=3, protocol="tokbench")}
+             "q50-limit3-protocol-tokbench": go("q50-limit3-protocol-tokbench", 50, limit=3, protocol="tokbench",
+                                                   allow_missing_evaluators=True)}
     return paths
 
 

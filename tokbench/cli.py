@@ -69,7 +69,8 @@ def cmd_run(args) -> int:
                     batch_size=args.batch_size, clip_frames=args.clip_frames, quiet=args.quiet,
                     skip_bad=args.skip_bad, allow_unsafe_checkpoint=args.allow_unsafe_checkpoint,
                     cache_dir=args.cache_dir, datasets=args.data, name=args.name, metrics=args.metrics,
-                    allow_unbinned_resolution=args.allow_unbinned_resolution)
+                    allow_unbinned_resolution=args.allow_unbinned_resolution,
+                    allow_missing_evaluators=args.allow_missing_evaluators)
     report = run(cfg)
     print(report.format())
     print(f"report written to {report.path}")
@@ -192,7 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="evaluation sizes; TokBench bins exist for 256 512 1024 (video 256 480) (default: the suite's)")
     sp.add_argument("--allow-unbinned-resolution", action="store_true",
                     help="run text/face at a size without TokBench bins (scores over all instances, no S/M/L/Mean)")
-    sp.add_argument("--protocol", default="offline", help="offline (default) or tokbench")
+    sp.add_argument("--protocol", default="offline",
+                    help="offline (default), tokbench (replica of the official scripts, for the published rows) or"
+                         " tokbench-clean; NAME:official|clean[,rule=value] swaps the input rules")
+    sp.add_argument("--allow-missing-evaluators", action="store_true",
+                    help="under tokbench protocols, score what is available when evaluator weights are missing")
     sp.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     sp.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="tokenizer precision (default: fp32)")

@@ -5,12 +5,17 @@ centred on black, reconstruct, crop the pasted region, LANCZOS back to the origi
 declare ``native_resolution`` (the ``identity`` upper bound) skip the fit and only get padded to their
 multiple. Video protocol: short side to S (bilinear), pad to a multiple of 32 (and of the tokenizer's
 multiple; square if required), split into clips that satisfy the frame rule, reconstruct, crop, restore.
-Reconstructions are rounded to uint8 once, here; nothing is ever re-encoded with a lossy codec.
+Reconstructions are rounded to uint8 once, here. Under the official rules only, ``resave`` then writes
+and re-reads an image reconstruction in the format PIL picks from the original's file name at PIL's default
+settings (JPEG: quality 75, 4:2:0), because the official image scripts save every reconstruction under the
+original file name before the evaluators read it back.
 """
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -65,15 +70,23 @@ def plan_image(h: int, w: int, size: Optional[int], spec: TokenizerSpec, resampl
                     resample)
 
 
+def scaled_side(long: int, short: int, target: int, rounding: str = "exact") -> int:
+    """The long side when the short side goes to ``target``: ``round(long * target / short)`` ("exact"), or
+    the official video script's ``int(round(long * (target / short)))`` ("official"), whose inner division
+    rounds first and can land on the other side of .5."""
+    value = long * (target / short) if rounding == "official" else long * target / short
+    return max(1, int(round(value)))
+
+
 def plan_video(h: int, w: int, short_side: Optional[int], spec: TokenizerSpec, pad_multiple: int = 32,
-               resample: str = "bilinear") -> Geometry:
+               resample: str = "bilinear", rounding: str = "exact") -> Geometry:
     """TokBench video geometry: short side to ``short_side`` (bilinear), pad to a multiple of 32."""
     if short_side is None or spec.native_resolution:
         fit_h, fit_w = h, w
     elif h <= w:
-        fit_h, fit_w = short_side, max(1, round(w * short_side / h))
+        fit_h, fit_w = short_side, scaled_side(w, h, short_side, rounding)
     else:
-        fit_h, fit_w = max(1, round(h * short_side / w)), short_side
+        fit_h, fit_w = scaled_side(h, w, short_side, rounding), short_side
     m = math.lcm(pad_multiple if short_side is not None else 1, max(1, spec.spatial_multiple))
     canvas_h, canvas_w = _round_up(fit_h, m), _round_up(fit_w, m)
     if spec.square_only:
@@ -254,10 +267,11 @@ def reconstruct_images(tok: Tokenizer, images: list[np.ndarray], size: Optional[
 
 def reconstruct_video(tok: Tokenizer, video: np.ndarray, short_side: Optional[int], label: str,
                       clip_frames: Optional[int] = None, pad_multiple: int = 32,
-                      resample: str = "bilinear", timer: StageTimer = NULL_TIMER) -> Reconstruction:
+                      resample: str = "bilinear", timer: StageTimer = NULL_TIMER,
+                      rounding: str = "exact") -> Reconstruction:
     """Reconstruct a (T, H, W, 3) video clip by clip; image-only tokenizers get frames as a batch."""
     spec = tok.spec
-    g = plan_video(video.shape[1], video.shape[2], short_side, spec, pad_multiple, resample)
+    g = plan_video(video.shape[1], video.shape[2], short_side, spec, pad_multiple, resample, rounding)
     canvas = to_canvas(video, g)
     if "video" not in spec.modalities:
         out, bits = _run_tokenizer(tok, canvas[:, None], label, timer)  # (T, 1, H, W, 3)
@@ -271,3 +285,34 @@ def reconstruct_video(tok: Tokenizer, video: np.ndarray, short_side: Optional[in
         total_bits += float(bits[0])
         coded += length * g.canvas_h * g.canvas_w
     return Reconstruction(from_canvas(np.concatenate(pieces), g), total_bits, coded, g)
+
+
+# ---------------------------------------------------------------- official re-save
+
+
+def resave_format(file_name: str | None, mode: str) -> Optional[str]:
+    """The PIL format a reconstruction is re-saved in under rule ``mode``, or None when it stays lossless.
+    "jpg-names": the format PIL picks from the original's file name (as the official scripts save), skipped
+    when that format is PNG (lossless); "all": JPEG for every image; "none": never."""
+    if mode == "none" or file_name is None:
+        return None
+    if mode == "all":
+        return "JPEG"
+    ext = Path(file_name).suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    return None if fmt in (None, "PNG") else fmt
+
+
+def resave(pixels: np.ndarray, fmt: Optional[str]) -> np.ndarray:
+    """(T, H, W, 3) uint8 written in ``fmt`` at PIL's default settings and read back as RGB (as the official
+    evaluators read reconstructions); ``fmt`` None returns the pixels untouched."""
+    if fmt is None:
+        return pixels
+    out = []
+    for frame in pixels:
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(frame)).save(buf, format=fmt)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            out.append(np.asarray(im.convert("RGB")))
+    return np.stack(out)

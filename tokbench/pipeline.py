@@ -26,7 +26,7 @@ from tokbench.data.dataset import Dataset, get_dataset
 from tokbench.data.items import Item
 from tokbench.errors import BadInputError, MissingWeightsError, TokbenchError
 from tokbench.metrics.base import METRICS, DistributionMetric, InstanceMetric, Sample
-from tokbench.protocols import DEFAULT_PROTOCOL, PROTOCOLS, Protocol
+from tokbench.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from tokbench.provenance import git_commit, machine, package_versions
 from tokbench.report import META_COLUMNS, Report, summarize
 from tokbench.suites import Suite, get_suite
@@ -58,6 +58,7 @@ class RunConfig:
     metrics: Optional[list[str]] = None  # a subset of the suite's metrics (default: all of them)
     name: Optional[str] = None  # run folder name; default derived from the configuration
     allow_unbinned_resolution: bool = False  # run text/face at a size without TokBench bins (no S/M/L/Mean)
+    allow_missing_evaluators: bool = False  # score what is available when a published evaluator's weights are missing
 
 
 @dataclass
@@ -110,7 +111,7 @@ class Runner:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.timer = StageTimer()
         self.suite: Suite = get_suite(cfg.suite)
-        self.protocol: Protocol = PROTOCOLS.get(cfg.protocol)
+        self.protocol: Protocol = get_protocol(cfg.protocol)
         if cfg.dtype not in DTYPES:
             raise BadInputError(f"unknown dtype {cfg.dtype!r}; valid: {', '.join(DTYPES)}")
         if cfg.limit is not None and cfg.limit < 1:
@@ -121,7 +122,8 @@ class Runner:
         from tokbench.data.commands import build_in_child
 
         build_in_child(cfg.datasets or self.suite.datasets)  # embedded, not built yet: the build heap stays in a child
-        self.datasets: list[Dataset] = [self._open_dataset(n, cfg.skip_bad) for n in (cfg.datasets or self.suite.datasets)]
+        self.datasets: list[Dataset] = [self._open_dataset(n, cfg.skip_bad, self.protocol.rules)
+                                        for n in (cfg.datasets or self.suite.datasets)]
         self.metrics: dict[str, InstanceMetric | DistributionMetric] = {}
         self.unavailable: dict[str, str] = {}
         wanted = list(self.suite.metrics)
@@ -141,8 +143,14 @@ class Runner:
                 self.metrics[name] = METRICS.get(name)(self.protocol, device=cfg.device)
             except MissingWeightsError as e:
                 self.unavailable[name] = str(e)
-                self.log(f"warning: metric {name} unavailable: {e}")
         UNSAFE_ALLOWED.reset(opt_in)
+        published = {n: why for n, why in self.unavailable.items() if n in ("text", "face")}
+        if self.protocol.published_evaluators and published and not cfg.allow_missing_evaluators:
+            raise MissingWeightsError(
+                f"protocol {self.protocol.name} needs the published evaluators: " + " | ".join(published.values())
+                + " | or pass --allow-missing-evaluators to score only what is available")
+        for name, why in self.unavailable.items():
+            self.log(f"warning: metric {name} unavailable: {why}")
         # entries a loader left out under --skip-bad (bad annotations, missing files) are listed too
         self.skipped: list[tuple[str, str]] = [(f"{ds.name}/{i}", why) for ds in self.datasets
                                                for i, why in getattr(ds, "skipped", [])]
@@ -153,6 +161,10 @@ class Runner:
         from concurrent.futures import ThreadPoolExecutor
 
         self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokbench-side")
+        self.ocr_batches = self._official_ocr_batches()
+        for ds_name, skip in self.ocr_batch_skips().items():
+            self.log(f"official OCR batching skips {skip['words']} word(s) of {ds_name} in {skip['batches']} batch(es)"
+                     f" of 64 (character(s) {skip['characters']!r} outside the french vocabulary)")
 
     def _check_bins(self, metrics: list[str]) -> None:
         """Text and face scores are ranked per TokBench bin, which exist at a few sizes only: refuse others."""
@@ -169,12 +181,33 @@ class Runner:
                         f"for {', '.join(map(str, sizes))} only, so text/face scores would have no S/M/L/Mean; "
                         f"pick one of those or pass --allow-unbinned-resolution")
 
+    def _official_ocr_batches(self) -> dict:
+        """Dataset name -> item id -> each word's official 64-word batch (official rules with a text metric);
+        computed over the whole dataset, as the official script runs every subset whole, even under --limit."""
+        if self.protocol.rules.ocr_batches != "official-64" or "text" not in self.metrics:
+            return {}
+        from tokbench.evaluators.ocr_batches import french_vocab, official_batches
+
+        vocab = french_vocab()
+        return {ds.name: official_batches(ds.items, vocab) for ds in self.datasets}
+
+    def ocr_batch_skips(self) -> dict:
+        """Words the official batching skips (character outside the french vocabulary), per dataset."""
+        out = {}
+        for ds_name, per_item in self.ocr_batches.items():
+            batches = {(b.batch, b.skipped_for) for words in per_item.values() for b in words if b.skipped_for}
+            words = sum(1 for words in per_item.values() for b in words if b.skipped_for)
+            if words:
+                out[ds_name] = {"words": words, "batches": len(batches),
+                                "characters": "".join(sorted(set("".join(c for _, c in batches))))}
+        return out
+
     @staticmethod
-    def _open_dataset(name: str, skip_bad: bool) -> Dataset:
+    def _open_dataset(name: str, skip_bad: bool, rules=None) -> Dataset:
         if ":" in name:  # users' data in a known format, e.g. tokbench:/data/TokBench
             from tokbench.data.external import open_dataset
 
-            dataset = open_dataset(name, skip_bad=skip_bad)
+            dataset = open_dataset(name, skip_bad=skip_bad, rules=rules)
             dataset.items  # parse annotations now: bad entries fail (or are skipped) before any work
             return dataset
         return get_dataset(name)
@@ -185,10 +218,16 @@ class Runner:
         tok = self.tokenizer.describe()
         return digest("item", tokbench.__version__, tok, ds.item_hashes[item.id], resolution,
                       self.protocol.describe(), sorted((n, m.describe()) for n, m in self.metrics.items()),
-                      self.cfg.clip_frames)
+                      self.cfg.clip_frames, *self._batch_facts(ds, item))
+
+    def _batch_facts(self, ds: Dataset, item: Item) -> list:
+        """The item's official OCR batches (they depend on its neighbours), for cache keys."""
+        batches = self.ocr_batches.get(ds.name, {}).get(item.id)
+        return [("ocr_batches", [(b.cap, b.skipped_for) for b in batches])] if batches else []
 
     def _ref_key(self, ds: Dataset, item: Item, metric) -> str:
-        return digest("ref", ds.item_hashes[item.id], metric.describe())
+        facts = self._batch_facts(ds, item) if getattr(metric, "name", "") == "text" else []
+        return digest("ref", ds.item_hashes[item.id], metric.describe(), *facts)
 
     # ------------------------------------------------------------ work
 
@@ -279,16 +318,22 @@ class Runner:
                                              [f"{ds.name}/{x[1].id}" for x in images],
                                              resample=self.protocol.image_resample, timer=self.timer,
                                              fitted=prepared.fitted)
-            recons.update({x[0]: r for x, r in zip(images, rec)})
+            for x, r in zip(images, rec):  # the official scripts' save under the original file name
+                fmt = harness.resave_format(x[1].path.name if x[1].path else None, self.protocol.rules.resave)
+                if fmt is not None:
+                    with self.timer.stage("resave"):
+                        r = replace(r, pixels=harness.resave(r.pixels, fmt))
+                recons[x[0]] = r
         for j, item, key, pixels in loaded:
             if item.modality == "video":
                 recons[j] = harness.reconstruct_video(
                     self.tokenizer, pixels, res, f"{ds.name}/{item.id}", clip_frames=self.cfg.clip_frames,
                     pad_multiple=self.protocol.video_pad_multiple, resample=self.protocol.video_resample,
-                    timer=self.timer)
+                    timer=self.timer, rounding=self.protocol.rules.video_rounding)
         for j, item, key, pixels in loaded:
             r = recons[j]
-            result = self._score(ds, item, Sample(item, pixels, r.pixels), r)
+            context = {"ocr_batches": self.ocr_batches[ds.name].get(item.id, [])} if ds.name in self.ocr_batches else {}
+            result = self._score(ds, item, Sample(item, pixels, r.pixels, context), r)
             with self.timer.stage("cache"):
                 if result.states:
                     self.cache.put_arrays("items", key, result.states)
@@ -405,7 +450,13 @@ class Runner:
                          f"{self.protocol.video_pad_multiple} and the tokenizer's multiple; independent clips"
                          " padded by repeating the last frame",
                 "quantisation": "reconstructions rounded to uint8 once; out-of-range values clamped",
-                "reencode": "none (reconstructions are never re-encoded with a lossy codec)",
+                "reencode": {"none": "none (reconstructions are never re-encoded with a lossy codec)",
+                             "jpg-names": "image reconstructions re-saved and re-read in the format PIL picks from"
+                                          " the original's file name, PIL defaults (JPEG quality 75, 4:2:0); PNG"
+                                          " lossless; videos not re-encoded",
+                             "all": "every image reconstruction re-saved and re-read as JPEG at PIL defaults"
+                                    " (quality 75, 4:2:0); videos not re-encoded"}[self.protocol.rules.resave],
+                "video_rounding": self.protocol.rules.video_rounding,
                 "rate": "bpp = bits / pixels coded by the tokenizer (canvas incl. padding, all frames)",
                 "clip_frames": self.cfg.clip_frames or self.tokenizer.spec.default_clip_frames,
             },
@@ -418,6 +469,7 @@ class Runner:
             "items_computed": self.items_computed,
             "items_cached": self.items_cached,
             "skipped": self.skipped,
+            "ocr_batch_skips": self.ocr_batch_skips(),
             "timings": self.timer.as_dict(),
         }
 

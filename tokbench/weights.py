@@ -52,6 +52,17 @@ class WeightFile:
             paths.append(torch_hub_dir() / (self.torch_hub_name or self.filename))
         return paths
 
+    def discard_partial(self) -> list[Path]:
+        """Remove what an interrupted download leaves in the searched places (0-byte files and ``.part``
+        files) so it is never loaded or mistaken for the weights; returns the removed paths."""
+        removed = []
+        for p in self.candidates():
+            for cand in (p, p.with_name(p.name + ".part")):
+                if cand.is_file() and (cand.suffix == ".part" or cand.stat().st_size == 0):
+                    cand.unlink()
+                    removed.append(cand)
+        return removed
+
     def find_local(self) -> Optional[Path]:
         for p in self.candidates():
             if p.is_file():
@@ -91,6 +102,7 @@ def resolve(wf: WeightFile, explicit: Optional[str | Path] = None, download: Opt
     ``download`` None means: try only when TOKBENCH_OFFLINE / HF_HUB_OFFLINE are unset.
     """
     label = what or wf.name
+    removed = wf.discard_partial()
     if explicit is not None:
         p = Path(explicit).expanduser()
         if not p.is_file():
@@ -101,7 +113,7 @@ def resolve(wf: WeightFile, explicit: Optional[str | Path] = None, download: Opt
         return verify_checksum(wf, local, label)
     if download is None:
         download = not (os.environ.get("TOKBENCH_OFFLINE") or os.environ.get("HF_HUB_OFFLINE"))
-    errors = []
+    errors = [f"removed partial download {p}" for p in removed]
     if download and wf.hub_repo:
         unreachable = hub_unreachable()
         if unreachable:
@@ -116,7 +128,7 @@ def resolve(wf: WeightFile, explicit: Optional[str | Path] = None, download: Opt
             errors.append(f"download failed: {type(e).__name__}")
     source = f" (from hf://{wf.hub_repo}/{wf.hub_filename or wf.filename})" if wf.hub_repo else (
         f" (from {wf.url})" if wf.url else "")
-    why = f"; {errors[0]}" if errors else ""
+    why = "".join(f"; {e}" for e in errors)
     raise MissingWeightsError(
         f"{label}: missing {wf.filename}{source}; put it at {wf.where_to_put()} or pass its path{why}")
 
@@ -166,8 +178,15 @@ def _download(wf: WeightFile) -> Path:
     if wf.url:
         import torch.hub
 
-        tmp = target.with_suffix(target.suffix + ".part")
-        torch.hub.download_url_to_file(wf.url, str(tmp), progress=False)
+        tmp = target.with_name(target.name + ".part")
+        try:
+            torch.hub.download_url_to_file(wf.url, str(tmp), progress=False)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        if tmp.stat().st_size == 0:
+            tmp.unlink()
+            raise MissingWeightsError(f"{wf.name}: the download from {wf.url} was empty (removed)")
         os.replace(tmp, target)
         return target
     raise MissingWeightsError(f"{wf.name}: no download source known")

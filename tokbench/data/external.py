@@ -174,7 +174,7 @@ def _parse_options(text: str, spec: str) -> tuple[list[str], dict]:
     return args, kwargs
 
 
-def open_dataset(spec: str, skip_bad: bool = False) -> Dataset:
+def open_dataset(spec: str, skip_bad: bool = False, rules=None) -> Dataset:
     """A dataset from a spec: a registered dataset name, or ``scheme:<root>[:options]`` for users' data.
 
     Options are comma-separated: names (subsets or a preset) and ``key=value`` settings
@@ -199,14 +199,17 @@ def open_dataset(spec: str, skip_bad: bool = False) -> Dataset:
         raise BadInputError(f"data spec {spec!r}: folder {root} does not exist")
     args, kwargs = _parse_options(options, spec)
     kwargs.setdefault("skip_bad", skip_bad)
+    if rules is not None and scheme in ("tokbench", "tokbench-video"):  # how the official scripts read them
+        kwargs["rules"] = rules
     return SCHEMES[scheme][0](root, args, kwargs)
 
 
-def image_size_of(path: Path) -> tuple[int, int]:
-    """(width, height) as the pixels will be decoded (EXIF orientation applied), reading only the header."""
+def image_size_of(path: Path, exif: bool = True) -> tuple[int, int]:
+    """(width, height) as the pixels will be decoded (EXIF orientation applied unless ``exif`` is False),
+    reading only the header."""
     with open_image(path) as im:
         w, h = im.size
-        if _exif_orientation(im) in (5, 6, 7, 8):
+        if exif and _exif_orientation(im) in (5, 6, 7, 8):
             w, h = h, w
         return w, h
 
@@ -218,14 +221,15 @@ def _exif_orientation(im) -> int:
         return 1
 
 
-def read_image_oriented(path: Path, expect_size: Optional[tuple[int, int]] = None) -> np.ndarray:
+def read_image_oriented(path: Path, expect_size: Optional[tuple[int, int]] = None, exif: bool = True) -> np.ndarray:
     """Decode to (H, W, 3) uint8 RGB with the EXIF orientation applied, as cv2.imread (which the official
-    TokBench evaluators use) does; ``expect_size`` (width, height) from an annotation is checked."""
+    TokBench face evaluator uses) does; ``exif=False`` reads the stored pixels as PIL's ``open().convert``
+    does (the official text path). ``expect_size`` (width, height) from an annotation is checked."""
     from PIL import ImageOps
 
     with open_image(path) as im:
         im.load()
-        if _exif_orientation(im) != 1:
+        if exif and _exif_orientation(im) != 1:
             im = ImageOps.exif_transpose(im)
         arr = np.asarray(im.convert("RGB"))
     if expect_size is not None and (arr.shape[1], arr.shape[0]) != tuple(expect_size):

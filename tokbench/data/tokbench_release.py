@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from tokbench.data.external import (OnDiskDataset, image_size_of, number, read_image_oriented, read_json,
                                     safe_join)
+from tokbench.protocols import CLEAN_RULES, Rules
 from tokbench.data.items import Face, Item, Word
 from tokbench.errors import BadInputError
 
@@ -40,7 +41,8 @@ LICENSE = "CC-BY-4.0 (TokBench release, hf://datasets/Junfeng5/TokBench); source
 
 EDGE_TOLERANCE_PX = 1.0
 """Boxes and landmarks may poke this far outside the image (annotation rounding); they are clamped to it.
-Anything farther out is an annotation error."""
+Anything farther out is an annotation error. Under the official rules (``clamp=False``) nothing is clamped
+or refused: the official scripts use the numbers as they are."""
 
 _FRAME_NAME = re.compile(r"-frame(\d+)$")
 
@@ -88,9 +90,9 @@ def _points(value: Any, n: int, what: str) -> tuple[tuple[float, float], ...]:
 
 
 def _check_inside(points: Sequence[tuple[float, float]], size: Optional[tuple[int, int]], what: str,
-                  thing: str) -> tuple[tuple[float, float], ...]:
+                  thing: str, clamp: bool = True) -> tuple[tuple[float, float], ...]:
     """Refuse points outside the image (beyond the tolerance); clamp the rest onto it."""
-    if size is None:
+    if size is None or not clamp:
         return tuple(points)
     w, h = size
     t = EDGE_TOLERANCE_PX
@@ -100,7 +102,7 @@ def _check_inside(points: Sequence[tuple[float, float]], size: Optional[tuple[in
     return tuple((min(max(x, 0.0), float(w)), min(max(y, 0.0), float(h))) for x, y in points)
 
 
-def parse_text_box(value: Any, size: Optional[tuple[int, int]], what: str
+def parse_text_box(value: Any, size: Optional[tuple[int, int]], what: str, clamp: bool = True
                    ) -> tuple[tuple[float, float, float, float], Optional[tuple[tuple[float, float], ...]]]:
     """A word's ``bbox``: axis-aligned ``[x0, y0, x1, y1]`` or a quadrilateral (4x2, or 8 numbers).
 
@@ -113,9 +115,9 @@ def parse_text_box(value: Any, size: Optional[tuple[int, int]], what: str
         x0, y0, x1, y1 = (number(v, f"{what} bbox") for v in value)
         if x1 <= x0 or y1 <= y0:
             raise BadInputError(f"{what}: bbox {list(value)} is empty (needs x0 < x1 and y0 < y1)")
-        (x0, y0), (x1, y1) = _check_inside([(x0, y0), (x1, y1)], size, what, "bbox")
+        (x0, y0), (x1, y1) = _check_inside([(x0, y0), (x1, y1)], size, what, "bbox", clamp)
     else:
-        quad = _check_inside(_points(value, 4, f"{what} bbox"), size, what, "bbox")
+        quad = _check_inside(_points(value, 4, f"{what} bbox"), size, what, "bbox", clamp)
         xs, ys = [p[0] for p in quad], [p[1] for p in quad]
         x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
         if x1 <= x0 or y1 <= y0:
@@ -123,13 +125,13 @@ def parse_text_box(value: Any, size: Optional[tuple[int, int]], what: str
     return (x0, y0, x1, y1), quad
 
 
-def parse_word(raw: Any, size: Optional[tuple[int, int]], what: str, frame: int = 0) -> Word:
+def parse_word(raw: Any, size: Optional[tuple[int, int]], what: str, frame: int = 0, clamp: bool = True) -> Word:
     """One ``{"rec", "bbox", "ratio"}`` word. ``ratio`` is the file's; only when the file has none is it
     derived with TokBench's formula (box width / characters / longer image side)."""
     raw = _mapping(raw, what)
     text = _text(raw, "rec", what)
     what = f"{what} {text!r}"
-    box, quad = parse_text_box(_field(raw, "bbox", what), size, what)
+    box, quad = parse_text_box(_field(raw, "bbox", what), size, what, clamp)
     if raw.get("ratio") is not None:
         ratio = number(raw["ratio"], f"{what} ratio")
         if ratio < 0:
@@ -141,11 +143,11 @@ def parse_word(raw: Any, size: Optional[tuple[int, int]], what: str, frame: int 
     return Word(text=text, box=box, ratio=ratio, quad=quad, frame=frame)
 
 
-def parse_face(raw: Any, size: Optional[tuple[int, int]], what: str, frame: int = 0) -> Face:
+def parse_face(raw: Any, size: Optional[tuple[int, int]], what: str, frame: int = 0, clamp: bool = True) -> Face:
     """One ``{"kps", "ratio", "box", "gt"}`` face. Video faces carry no box: the landmarks' extent stands in
     for it (it is only used to locate the face, never to score it). A scalar ``gt`` becomes ``person``."""
     raw = _mapping(raw, what)
-    kps = _check_inside(_points(_field(raw, "kps", what), 5, f"{what} kps"), size, what, "kps")
+    kps = _check_inside(_points(_field(raw, "kps", what), 5, f"{what} kps"), size, what, "kps", clamp)
     ratio = number(_field(raw, "ratio", what), f"{what} ratio")
     if ratio < 0:
         raise BadInputError(f"{what}: ratio {ratio:g} is negative")
@@ -156,7 +158,7 @@ def parse_face(raw: Any, size: Optional[tuple[int, int]], what: str, frame: int 
         x0, y0, x1, y1 = (number(v, f"{what} box") for v in value)
         if x1 <= x0 or y1 <= y0:
             raise BadInputError(f"{what}: box {list(value)} is empty (needs x0 < x1 and y0 < y1)")
-        if size is not None:
+        if size is not None and clamp:
             w, h = size
             if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
                 raise BadInputError(f"{what}: box {list(value)} lies outside the {w}x{h} image")
@@ -207,25 +209,26 @@ class VideoFaceEntry:
     frames_annotated: int
 
 
-def parse_text_entry(raw: Any, what: str, size_of: Optional[Callable[[str], tuple[int, int]]] = None
-                     ) -> ImageEntry:
+def parse_text_entry(raw: Any, what: str, size_of: Optional[Callable[[str], tuple[int, int]]] = None,
+                     clamp: bool = True) -> ImageEntry:
     """An image entry of ``text_<subset>.json``; ``size_of(file_name)`` supplies the size when absent."""
     raw = _mapping(raw, what)
     name = _text(raw, "file_name", what)
     what = f"{what} ({name})"
     size = _resolve_size(_size(raw, "width", "height", what), name, size_of)
-    words = tuple(parse_word(w, size, f"{what} word {i}") for i, w in enumerate(_list(raw, "annotations", what)))
+    words = tuple(parse_word(w, size, f"{what} word {i}", clamp=clamp)
+                  for i, w in enumerate(_list(raw, "annotations", what)))
     return ImageEntry(name=name, size=size, words=words)
 
 
-def parse_face_entry(raw: Any, what: str, size_of: Optional[Callable[[str], tuple[int, int]]] = None
-                     ) -> ImageEntry:
+def parse_face_entry(raw: Any, what: str, size_of: Optional[Callable[[str], tuple[int, int]]] = None,
+                     clamp: bool = True) -> ImageEntry:
     """An image entry of ``face_meta.json``."""
     raw = _mapping(raw, what)
     name = _text(raw, "image_name", what)
     what = f"{what} ({name})"
     size = _resolve_size(_size(raw, "img_width", "img_height", what), name, size_of)
-    faces = tuple(parse_face(f, size, f"{what} face {i}") for i, f in enumerate(_list(raw, "faces", what)))
+    faces = tuple(parse_face(f, size, f"{what} face {i}", clamp=clamp) for i, f in enumerate(_list(raw, "faces", what)))
     return ImageEntry(name=name, size=size, faces=faces)
 
 
@@ -241,8 +244,8 @@ def frame_index(file_name: str, what: str) -> int:
     return n - 1
 
 
-def parse_video_text_entry(raw: Any, what: str, size_of: Optional[Callable[[str], tuple[int, int]]] = None
-                           ) -> FrameEntry:
+def parse_video_text_entry(raw: Any, what: str, size_of: Optional[Callable[[str], tuple[int, int]]] = None,
+                           clamp: bool = True) -> FrameEntry:
     """A per-frame entry of ``text_{ch3,ds}.json``; ``size_of(video_name)`` supplies the size when absent."""
     raw = _mapping(raw, what)
     name = _text(raw, "file_name", what)
@@ -250,13 +253,13 @@ def parse_video_text_entry(raw: Any, what: str, size_of: Optional[Callable[[str]
     video = _text(raw, "video_name", what)
     frame = frame_index(name, what)
     size = _resolve_size(_size(raw, "width", "height", what), video, size_of)
-    words = tuple(parse_word(w, size, f"{what} word {i}", frame=frame)
+    words = tuple(parse_word(w, size, f"{what} word {i}", frame=frame, clamp=clamp)
                   for i, w in enumerate(_list(raw, "annotations", what)))
     return FrameEntry(name=name, video=video, frame=frame, size=size, words=words)
 
 
-def parse_video_face_entry(raw: Any, what: str, size_of: Optional[Callable[[str], tuple[int, int]]] = None
-                           ) -> VideoFaceEntry:
+def parse_video_face_entry(raw: Any, what: str, size_of: Optional[Callable[[str], tuple[int, int]]] = None,
+                           clamp: bool = True) -> VideoFaceEntry:
     """A video entry of ``videoface_meta.json``: ``frame_anns[i]`` lists the faces on frame i."""
     raw = _mapping(raw, what)
     video = _text(raw, "video_name", what)
@@ -267,7 +270,8 @@ def parse_video_face_entry(raw: Any, what: str, size_of: Optional[Callable[[str]
     for t, per_frame in enumerate(frames):
         if not isinstance(per_frame, list):
             raise BadInputError(f"{what} frame {t}: expected a list of faces, got {type(per_frame).__name__}")
-        faces.extend(parse_face(f, size, f"{what} frame {t} face {i}", frame=t) for i, f in enumerate(per_frame))
+        faces.extend(parse_face(f, size, f"{what} frame {t} face {i}", frame=t, clamp=clamp)
+                     for i, f in enumerate(per_frame))
     return VideoFaceEntry(video=video, size=size, faces=tuple(faces), frames_annotated=len(frames))
 
 
@@ -324,8 +328,10 @@ class _Release(OnDiskDataset):
     all_subsets: tuple[str, ...] = ()
     kind = ""
 
-    def __init__(self, root: str | Path, subsets: Optional[Sequence[str] | str] = None, skip_bad: bool = False):
+    def __init__(self, root: str | Path, subsets: Optional[Sequence[str] | str] = None, skip_bad: bool = False,
+                 rules: Rules = CLEAN_RULES):
         super().__init__(find_release_root(root), skip_bad)
+        self.rules = rules  # how originals are read and annotations taken (official scripts or fixed)
         self.requested = select_subsets(subsets, self.all_subsets, self.kind)
         self.absent_subsets: list[str] = []
 
@@ -364,7 +370,9 @@ class _Release(OnDiskDataset):
         return str(self.annotation_path(subset).relative_to(self.root))
 
     def settings(self) -> dict:
-        return {"subsets": self.requested or "present", "absent_subsets": self.absent_subsets}
+        return {"subsets": self.requested or "present", "absent_subsets": self.absent_subsets,
+                "reading": {"rules": self.rules.name, "exif_text": self.rules.exif_text,
+                            "exif_face": self.rules.exif_face, "clamp_geometry": self.rules.clamp_geometry}}
 
 
 class TokBenchImages(_Release):
@@ -388,8 +396,11 @@ class TokBenchImages(_Release):
         items = []
         for subset in self.subsets():
             folder, label = self.data_dir(subset), self.label(subset)
-            parse = parse_face_entry if subset in FACE_SUBSETS else parse_text_entry
-            key = "image_name" if subset in FACE_SUBSETS else "file_name"
+            face = subset in FACE_SUBSETS
+            parse = parse_face_entry if face else parse_text_entry
+            key = "image_name" if face else "file_name"
+            exif = self.rules.exif_face if face else self.rules.exif_text
+            clamp = self.rules.clamp_geometry
             seen = set()
             for i, raw in enumerate(self.entries(subset)):
                 name = raw.get(key) if isinstance(raw, dict) and isinstance(raw.get(key), str) else f"entry {i}"
@@ -399,7 +410,7 @@ class TokBenchImages(_Release):
                     path = safe_join(folder, name, f"{what} ({name})") if name != f"entry {i}" else None
                     if path is not None and not path.is_file():
                         raise BadInputError(f"{what}: image file {path} does not exist")
-                    entry = parse(raw, what, size_of=lambda _n, p=path: image_size_of(p))
+                    entry = parse(raw, what, size_of=lambda _n, p=path: image_size_of(p, exif), clamp=clamp)
                     if item_id in seen:
                         raise BadInputError(f"{what}: {name} is annotated twice in {label}")
                 except BadInputError as e:
@@ -408,12 +419,13 @@ class TokBenchImages(_Release):
                 seen.add(item_id)
                 items.append(Item(id=item_id, modality="image", path=path, words=entry.words, faces=entry.faces,
                                   source=f"tokbench/{subset}", license=self.license,
-                                  loader=_image_loader(path, entry.size)))
+                                  loader=_image_loader(path, entry.size if clamp else None, exif)))
         return items
 
 
-def _image_loader(path: Path, size: Optional[tuple[int, int]]):
-    return lambda: read_image_oriented(path, size)
+def _image_loader(path: Path, size: Optional[tuple[int, int]], exif: bool = True):
+    """``size`` None: no check against the annotation (the official scripts make none)."""
+    return lambda: read_image_oriented(path, size, exif)
 
 
 @dataclass(frozen=True)
@@ -518,7 +530,8 @@ class TokBenchVideos(_Release):
             entry_id = f"{subset}/{name if isinstance(name, str) else f'entry {i}'}"
             try:
                 info = self._video_info(cache, subset, raw, what)
-                entry = parse_video_text_entry(raw, what, size_of=info and (lambda _v: (info.width, info.height)))
+                entry = parse_video_text_entry(raw, what, size_of=info and (lambda _v: (info.width, info.height)),
+                                               clamp=self.rules.clamp_geometry)
                 info = self._require(info, what)
                 self._check_size(entry.size, info, f"{what} ({entry.name})")
                 if info.frames and entry.frame >= info.frames:
@@ -544,7 +557,8 @@ class TokBenchVideos(_Release):
             item_id = f"{subset}/{video if isinstance(video, str) else f'entry {i}'}"
             try:
                 info = self._video_info(cache, subset, raw, what)
-                entry = parse_video_face_entry(raw, what, size_of=info and (lambda _v: (info.width, info.height)))
+                entry = parse_video_face_entry(raw, what, size_of=info and (lambda _v: (info.width, info.height)),
+                                               clamp=self.rules.clamp_geometry)
                 info = self._require(info, what)
                 self._check_size(entry.size, info, f"{what} ({entry.video})")
                 if info.frames and entry.frames_annotated > info.frames:

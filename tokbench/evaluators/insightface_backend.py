@@ -51,10 +51,14 @@ def locate_glintr100(explicit: Optional[str | Path] = None) -> Path:
         return resolve(GLINTR100, download=False, what="face backend insightface")
     except MissingWeightsError as e:
         packs = insightface_root() / "models" / "antelopev2"
+        removed = []
         for candidate in (packs / GLINTR100.filename, packs / "antelopev2" / GLINTR100.filename):
+            if candidate.is_file() and candidate.stat().st_size == 0:  # an interrupted unpack or download
+                candidate.unlink()
+                removed.append(f"; removed partial download {candidate}")
             if candidate.is_file():
                 return candidate
-        raise MissingWeightsError(f"{e} (or unpack antelopev2 into {packs})") from None
+        raise MissingWeightsError(f"{e} (or unpack antelopev2 into {packs}){''.join(removed)}") from None
 
 
 def arcface_input_norm(model_path: Path) -> tuple[float, float]:

@@ -7,7 +7,7 @@ internally because per-crop calls are dominated by framework overhead.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ class OCREngine(ABC):
     """A text recogniser for word crops. ``recognize`` takes uint8 RGB ``(H, W, 3)`` crops."""
 
     name: str = ""
+    bounded_decoding: bool = False  # can cap decoding per crop (the official PARSeq batches do)
 
     @property
     @abstractmethod
@@ -32,14 +33,20 @@ class OCREngine(ABC):
     def describe(self) -> dict:
         return {"engine": self.name, "version": self.version, "model_files": self.model_files}
 
-    def recognize(self, crops: Sequence[np.ndarray]) -> list[str]:
-        """One prediction per crop, in order (batched inside the engine)."""
+    def recognize(self, crops: Sequence[np.ndarray], max_lengths: Optional[Sequence[int]] = None) -> list[str]:
+        """One prediction per crop, in order (batched inside the engine). ``max_lengths``: decode each crop
+        with this cap, as a GT-bounded batch would (only engines with ``bounded_decoding``)."""
         crops = list(crops)
+        if max_lengths is not None:
+            if not self.bounded_decoding:
+                raise ValueError(f"OCR engine {self.name} cannot bound its decoding")
+            if len(max_lengths) != len(crops):
+                raise ValueError(f"{len(max_lengths)} decoding caps for {len(crops)} crops")
         for i, c in enumerate(crops):
             check_crop(c, f"{self.name} crop {i}")
         if not crops:
             return []
-        preds = self._recognize(crops)
+        preds = self._recognize(crops) if max_lengths is None else self._recognize_bounded(crops, list(max_lengths))
         if len(preds) != len(crops):
             raise RuntimeError(f"OCR engine {self.name} returned {len(preds)} predictions for {len(crops)} crops")
         return [p if isinstance(p, str) else "" for p in preds]
@@ -47,6 +54,9 @@ class OCREngine(ABC):
     @abstractmethod
     def _recognize(self, crops: list[np.ndarray]) -> list[str]:
         ...
+
+    def _recognize_bounded(self, crops: list[np.ndarray], max_lengths: list[int]) -> list[str]:
+        raise NotImplementedError
 
 
 def check_crop(crop: np.ndarray, what: str) -> None:

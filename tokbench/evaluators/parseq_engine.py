@@ -2,9 +2,11 @@
 
 Preprocessing follows TokBench's eval_text.py: crop -> float [0, 1] -> docTR ``Resize((32, 128),
 preserve_aspect_ratio=True)`` (bilinear with antialias, zero padding right/bottom) -> ``Normalize`` with the
-model's mean/std -> batches of 64. One deliberate difference: TokBench passes the ground-truth words to the
-model, which caps decoding at the longest word of each 64-crop batch (and skips whole batches holding a
-character outside the vocabulary); we decode freely, so a prediction never depends on other crops.
+model's mean/std -> batches of 64. TokBench also passes the ground-truth words to the model, which caps
+decoding at the longest word of each 64-crop batch (and skips whole batches holding a character outside
+the vocabulary). ``recognize`` decodes freely, so a prediction never depends on other crops (clean rules);
+``recognize(crops, max_lengths)`` decodes each crop with its official batch's cap (official rules, the
+caps from ``tokbench.evaluators.ocr_batches``), exactly as docTR's forward does when given targets.
 
 Weights: an explicit path, else ``parseq-56125471.pt`` in the tokbench weights folder or torch hub cache,
 else docTR's own cache ($DOCTR_CACHE_DIR or ~/.cache/doctr/models), else docTR's download when the network
@@ -61,7 +63,11 @@ def locate_parseq_weights(explicit: Optional[str | Path] = None, download: Optio
         path = resolve(PARSEQ_WEIGHTS, download=False, what="OCR engine parseq")
     except MissingWeightsError as e:
         missing = e
-        path = doctr_cache_file() if doctr_cache_file().is_file() else None
+        cached = doctr_cache_file()
+        if cached.is_file() and cached.stat().st_size == 0:  # an interrupted docTR download
+            cached.unlink()
+            missing = MissingWeightsError(f"{e}; removed partial download {cached}")
+        path = cached if cached.is_file() else None
         if path is None and (download if download is not None else _online()):
             try:
                 from doctr.utils.data import download_from_url
@@ -110,6 +116,7 @@ def resize_keep_ratio(image, size: tuple[int, int] = INPUT_SHAPE[1:]):
 @register_ocr_engine("parseq", "doctr-parseq")
 class PARSeqEngine(OCREngine):
     name = "parseq"
+    bounded_decoding = True
 
     def __init__(self, device: str = "cpu", weights: Optional[str | Path] = None, batch_size: int = 64,
                  download: Optional[bool] = None):
@@ -134,6 +141,21 @@ class PARSeqEngine(OCREngine):
         self._std = torch.tensor(model.cfg["std"]).view(1, 3, 1, 1).to(self.device)
         self.batch_size = int(batch_size)
 
+    @classmethod
+    def from_model(cls, model, device: str = "cpu", batch_size: int = 64, label: str = "in-memory model"
+                   ) -> "PARSeqEngine":
+        """Wrap an already built docTR PARSeq (e.g. random weights in tests): no weights file involved."""
+        import torch
+
+        engine = cls.__new__(cls)
+        engine._weights = Path(label)
+        engine.device = torch.device(device)
+        engine._model = model.eval().to(engine.device)
+        engine._mean = torch.tensor(model.cfg["mean"]).view(1, 3, 1, 1).to(engine.device)
+        engine._std = torch.tensor(model.cfg["std"]).view(1, 3, 1, 1).to(engine.device)
+        engine.batch_size = int(batch_size)
+        return engine
+
     @property
     def version(self) -> str:
         return (f"python-doctr {package_version('python-doctr')}; torch {package_version('torch')}; "
@@ -144,12 +166,20 @@ class PARSeqEngine(OCREngine):
         return [self._weights.name]
 
     def describe(self) -> dict:
-        return {**super().describe(), "weights_sha256": file_sha256(self._weights),
+        sha = file_sha256(self._weights) if self._weights.is_file() else "none (in-memory model)"
+        return {**super().describe(), "weights_sha256": sha,
                 "model": "docTR parseq, vocab french, input 3x32x128",
                 "preprocess": "float [0,1] RGB, keep-ratio bilinear resize (antialias) into 32x128, zero pad"
                               " right/bottom, normalise with model mean/std",
-                "decoding": "free autoregressive decoding (TokBench caps it at the batch's longest GT word)",
+                "decoding": "free autoregressive decoding, or capped per crop when given caps (official rules)",
                 "batch_size": self.batch_size, "device": str(self.device)}
+
+    def _batch(self, chunk: list[np.ndarray]):
+        import torch
+
+        batch = torch.stack([resize_keep_ratio(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1).float()
+                                               / 255.0) for c in chunk]).to(self.device)
+        return (batch - self._mean) / self._std
 
     def _recognize(self, crops: list[np.ndarray]) -> list[str]:
         import torch
@@ -157,10 +187,26 @@ class PARSeqEngine(OCREngine):
         preds: list[str] = []
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
-                chunk = crops[start:start + self.batch_size]
-                batch = torch.stack([
-                    resize_keep_ratio(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1).float() / 255.0)
-                    for c in chunk]).to(self.device)
-                out = self._model((batch - self._mean) / self._std, return_preds=True)
+                out = self._model(self._batch(crops[start:start + self.batch_size]), return_preds=True)
                 preds.extend(word for word, _ in out["preds"])
+        return preds
+
+    def _recognize_bounded(self, crops: list[np.ndarray], max_lengths: list[int]) -> list[str]:
+        """docTR's eval forward with targets: ``decode_autoregressive(features, longest target)`` (no early
+        stop), one refinement pass, the same post-processing. Crops sharing a cap share a batch."""
+        import torch
+
+        preds: list[str] = [""] * len(crops)
+        groups: dict[int, list[int]] = {}
+        for i, cap in enumerate(max_lengths):
+            groups.setdefault(int(cap), []).append(i)
+        model = self._model
+        with torch.inference_mode():
+            for cap, idx in sorted(groups.items()):
+                for start in range(0, len(idx), self.batch_size):
+                    part = idx[start:start + self.batch_size]
+                    features = model.feat_extractor(self._batch([crops[i] for i in part]))["features"][:, 1:, :]
+                    logits = model.decode_autoregressive(features, cap).float()
+                    for i, (word, _) in zip(part, model.postprocessor(logits)):
+                        preds[i] = word
         return preds

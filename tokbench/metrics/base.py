@@ -11,7 +11,7 @@ Metrics see pixels and annotations only (never the tokenizer). Two shapes:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
@@ -29,6 +29,7 @@ class Sample:
     item: Item
     original: np.ndarray
     reconstruction: np.ndarray
+    context: dict = field(default_factory=dict)  # protocol facts an item needs from its dataset (OCR batches)
 
     @property
     def frames(self) -> int:
