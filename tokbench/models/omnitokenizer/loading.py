@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from tokbench.models.checkpoint_keys import key_report
 from tokbench.models.omnitokenizer.config import (IDENTITY_FIELDS, SIZE_FIELDS, OmniTokenizerConfig,
                                                   config_differences, config_from_hparams)
 from tokbench.models.omnitokenizer.model import OmniTokenizer
@@ -60,19 +61,6 @@ def model_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     return {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
 
 
-def _key_report(model: OmniTokenizer, state: Mapping[str, torch.Tensor]) -> str:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
-    parts = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if keys:
-            shown = ", ".join(f"{k} {tuple(state[k].shape)} vs {expected[k]}" if label == "wrong shape" else k
-                              for k in keys[:4])
-            parts.append(f"{len(keys)} {label} ({shown}{', ...' if len(keys) > 4 else ''})")
-    return "; ".join(parts)
-
 
 def build_model(obj: Any, expected: OmniTokenizerConfig, attn_impl: Optional[str] = None) -> LoadedOmni:
     """Build an ``OmniTokenizer`` from a loaded checkpoint with strict key and shape matching.
@@ -90,7 +78,7 @@ def build_model(obj: Any, expected: OmniTokenizerConfig, attn_impl: Optional[str
     weights = model_state_dict(state)
     with torch.device("meta"):  # no random init: every tensor comes from the file
         model = OmniTokenizer(cfg)
-    report = _key_report(model, weights)
+    report = key_report(model, weights)
     if report:
         raise CheckpointMismatch(f"state_dict does not match the architecture: {report}")
     weights = {k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()}

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokbench.models.vavae.ldm import ConvStackConfig, Decoder, Encoder, infer_conv_stack, load_strict
+from tokbench.models.checkpoint_keys import load_exact
+from tokbench.models.vavae.ldm import ConvStackConfig, Decoder, Encoder, infer_conv_stack
 
 # Upstream's training presets (utils/arg_util.py, ``--pn 256/512/1024``), keyed by the latent side.
 SCHEDULES: dict[int, tuple[int, ...]] = {
@@ -191,4 +192,4 @@ def build_var(obj: Any, released: VARVQConfig = VARVQConfig()) -> LoadedVAR:
         raise ValueError(f"attention at levels {stack.attn_levels}; VAR has it at the lowest resolution only")
     with torch.device("meta"):
         model = VARVQVAE(cfg)
-    return LoadedVAR(load_strict(model, state), cfg, sorted(set(obj) - set(state)))
+    return LoadedVAR(load_exact(model, state), cfg, sorted(set(obj) - set(state)))

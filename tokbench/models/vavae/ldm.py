@@ -239,28 +239,3 @@ def infer_conv_stack(state: Mapping[str, torch.Tensor], **fixed) -> ConvStackCon
     double_z = fixed.pop("double_z", True)
     return ConvStackConfig(ch=ch, ch_mult=ch_mult, num_res_blocks=len(blocks), in_channels=in_channels,
                            z_channels=out // 2 if double_z else out, double_z=double_z, attn_levels=attn, **fixed)
-
-
-def key_report(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
-    """'' when ``state`` has exactly the model's keys and shapes, else what is missing, extra or mis-shaped."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
-    parts = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if keys:
-            shown = ", ".join(f"{k} {tuple(state[k].shape)} vs {expected[k]}" if label == "wrong shape" else k
-                              for k in keys[:4])
-            parts.append(f"{len(keys)} {label} ({shown}{', ...' if len(keys) > 4 else ''})")
-    return "; ".join(parts)
-
-
-def load_strict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
-    """Fill a (meta-device) model from ``state`` with exact key and shape matching; float tensors as float32."""
-    report = key_report(model, state)
-    if report:
-        raise ValueError(f"state_dict does not match the architecture: {report}")
-    weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    model.load_state_dict(weights, strict=True, assign=True)
-    return model.eval().requires_grad_(False)

@@ -17,7 +17,8 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from tokbench.models.vavae.ldm import ConvStackConfig, Decoder, Encoder, infer_conv_stack, load_strict
+from tokbench.models.checkpoint_keys import load_exact
+from tokbench.models.vavae.ldm import ConvStackConfig, Decoder, Encoder, infer_conv_stack
 
 RELEASED = ConvStackConfig(ch=128, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=2, z_channels=32, double_z=True,
                            attn_levels=(4,), fused_qkv=False, swish="x_sigmoid")
@@ -79,4 +80,4 @@ def build_vavae(obj: Any) -> LoadedVAVAE:
     with torch.device("meta"):
         model = VAVAE(cfg)
     total = len(obj["state_dict"] if isinstance(obj, Mapping) and "state_dict" in obj else obj)
-    return LoadedVAVAE(load_strict(model, state), cfg, total - len(state))
+    return LoadedVAVAE(load_exact(model, state), cfg, total - len(state))

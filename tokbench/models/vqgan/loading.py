@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
+from tokbench.models.checkpoint_keys import key_report
 from tokbench.models.vqgan.model import VQGAN, VQGANConfig
 
 IDENTITY_FIELDS = ("layout", "levels", "n_embed", "l2_norm")
@@ -111,20 +112,6 @@ def _differences(got: VQGANConfig, want: VQGANConfig, fields: tuple[str, ...]) -
             out[name] = (list(a) if isinstance(a, tuple) else a, list(b) if isinstance(b, tuple) else b)
     return out
 
-
-def key_report(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> str:
-    """``""`` when the keys and shapes match exactly, else counts and the first few offenders."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
-    parts = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-        if keys:
-            shown = ", ".join(f"{k} {tuple(state[k].shape)} vs {expected[k]}" if label == "wrong shape" else k
-                              for k in keys[:4])
-            parts.append(f"{len(keys)} {label} ({shown}{', ...' if len(keys) > 4 else ''})")
-    return "; ".join(parts)
 
 
 def build_model(obj: Any, expected: VQGANConfig, containers: tuple[str, ...] = ("state_dict",),
