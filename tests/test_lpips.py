@@ -60,7 +60,9 @@ def test_equals_torchmetrics_lpips_on_the_same_backbone(env, net):
     col = metric.columns[0]
     ours = [metric.score(sample(f"im{i}", o[None], r[None]), None)[0][col] for i, (o, r) in enumerate(zip(orig, recon))]
     assert np.all(expected > 0)
-    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=0)
+    # one image per call against torchmetrics' batch of three: float32 convolutions pick other kernels per batch
+    # size, so the two agree to float32 rounding accumulated over the backbone (measured up to 1.01e-6)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=0)
     # [-1, 1] with normalize=False is the same metric as [0, 1] with torchmetrics' normalize=True
     unit = peer.net(torch.from_numpy(orig).permute(0, 3, 1, 2) / 255.0, torch.from_numpy(recon).permute(0, 3, 1, 2) / 255.0,
                     normalize=True)
