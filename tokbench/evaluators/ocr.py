@@ -56,7 +56,8 @@ class OCREngine(ABC):
         ...
 
     def _recognize_bounded(self, crops: list[np.ndarray], max_lengths: list[int]) -> list[str]:
-        raise NotImplementedError
+        """Engines that set ``bounded_decoding`` override this; ``recognize`` never calls it for the others."""
+        raise NotImplementedError(f"OCR engine {self.name} declares bounded_decoding but does not implement it")
 
 
 def check_crop(crop: np.ndarray, what: str) -> None:
