@@ -203,7 +203,7 @@ def test_cli_run_and_list(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "not the released size"
-        rc = main(["run", "--tokenizer", "unitok", "--checkpoint", str(ckpt), "--suite", "text-face", "--limit", "4",
+        rc = main(["run", "--tokenizer", "unitok", "--checkpoint", str(ckpt), "--suite", "text-face", "--limit", "2",
                    "--resolution", "64", "--allow-unbinned-resolution", "--metrics", "psnr", "--quiet",
                    "--out", str(out), "--name", "unitok"])
     assert rc == 0, capsys.readouterr().err[-3000:]
