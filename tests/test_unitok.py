@@ -7,6 +7,7 @@ upstream's own ``UniTok(Args())`` (FoundationVision/UniTok bb8012e8, timm 1.0.8)
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import warnings
@@ -126,6 +127,8 @@ def test_down_projection_averages_heads():
 def test_spec():
     spec = get_entry("unitok").spec
     assert spec.family == "unitok" and spec.published == "UniTok" and spec.kind == "discrete"
+    with open(Path(__file__).resolve().parent.parent / "tokbench/leaderboard/published_tokbench.csv") as f:
+        assert {"UniTok"} <= {row["method"] for row in csv.DictReader(f)}
     assert spec.square_only and spec.spatial_multiple == 16 and spec.input_range == (-1.0, 1.0)
     assert spec.codebook_size == 4096 and spec.latent_channels == 64
     assert spec.checkpoint.hub_repo == "FoundationVision/unitok_tokenizer"
