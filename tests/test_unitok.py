@@ -164,6 +164,21 @@ def test_upstream_layout_loads_strictly_and_tokenizer_is_the_models_inference_pa
         tok.encode(torch.zeros(1, 3, 1, 32, 48))
 
 
+
+def test_bfloat16_keeps_the_codebook_search_in_float32(tmp_path):
+    ckpt = write_checkpoint(tmp_path / "unitok_tiny.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t32 = create_tokenizer("unitok", checkpoint=str(ckpt))
+        t16 = create_tokenizer("unitok", checkpoint=str(ckpt), dtype=torch.bfloat16)
+    assert t16.model.quantizer.codebooks[0].codebook.weight.dtype == torch.float32
+    assert t16.model.decoder.norm.weight.dtype == torch.bfloat16
+    x = torch.rand(1, 3, 1, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    enc = t32.encode(x)
+    assert (t16.encode(x).indices == enc.indices).float().mean() > 0.9
+    y16 = t16.decode(enc)
+    assert y16.dtype == torch.float32 and (y16 - t32.decode(enc)).abs().max() < 0.1
+
 @pytest.mark.parametrize("damage,message", [
     (lambda c: c["trainer"]["unitok"].pop("decoder.norm.bias"), "1 missing .*decoder.norm.bias"),
     (lambda c: c["trainer"]["unitok"].pop("text_encoder.ln_final.bias"), "CLIP-half key"),

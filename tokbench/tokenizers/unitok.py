@@ -95,7 +95,8 @@ class UniTokTokenizer(ModuleTokenizer):
             with torch.autocast(self.device.type, enabled=False):
                 tokens = self.model.idx_to_tokens(idx)
             with self.precision():
-                y = self.model.decoder(tokens, encoded.payload["grid"])
+                # in the weights' dtype: CPU autocast leaves layer_norm's input dtype as it is
+                y = self.model.decoder(tokens.to(self.dtype), encoded.payload["grid"])
         y = y.float().clamp(-1, 1)
         return y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
 
