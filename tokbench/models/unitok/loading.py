@@ -72,7 +72,8 @@ def clip_only_shapes(width: int, flags: Mapping[str, Any]) -> dict[str, tuple[in
     (``_build_text_tower``, MLP ratio 4, projection without bias), ``fc_norm``, ``projection``, ``logit_scale``."""
     f = {k: int(flags.get(k, v)) for k, v in CLIP_DEFAULTS.items()}
     t, e = f["text_width"], f["embed_dim"]
-    shapes = {"text_encoder.text_projection": (t, e), "text_encoder.positional_embedding": (f["text_context_length"], t),
+    shapes = {"text_encoder.text_projection": (t, e),
+              "text_encoder.positional_embedding": (f["text_context_length"], t),
               "text_encoder.token_embedding.weight": (f["text_vocab_size"], t)}
     for i in range(f["text_layers"]):
         p = f"text_encoder.transformer.resblocks.{i}."
@@ -96,15 +97,17 @@ def _count(state: Mapping[str, torch.Tensor], pattern: str) -> int:
 def infer_config(state: Mapping[str, torch.Tensor]) -> UniTokConfig:
     """The sizes the tensors say (KeyError when a key that sizes the model is absent)."""
     bb = "encoder.patch_embed.backbone."
+    stage = re.escape(bb) + r"stages\.{}\.(\d+)\."
     width = state["encoder.pos_embed"].shape[-1]
     books = _count(state, r"quantizer\.codebooks\.(\d+)\.codebook\.weight$")
     size, dim = state["quantizer.codebooks.0.codebook.weight"].shape
     return UniTokConfig(
         conv_widths=(state[bb + "stem.conv1.weight"].shape[0], state[bb + "pool.norm.weight"].shape[0]),
-        conv_depths=(_count(state, re.escape(bb) + r"stages\.0\.(\d+)\."), _count(state, re.escape(bb) + r"stages\.1\.(\d+)\.")),
+        conv_depths=(_count(state, stage.format(0)), _count(state, stage.format(1))),
         width=width, depth=_count(state, r"encoder\.blocks\.(\d+)\."), heads=max(1, width // HEAD_DIM),
         mlp_ratio=state["encoder.blocks.0.mlp.w0.weight"].shape[0] / width,
-        decoder_conv_depths=(_count(state, r"decoder\.up_conv2\.(\d+)\."), _count(state, r"decoder\.up_conv3\.(\d+)\.")),
+        decoder_conv_depths=(_count(state, r"decoder\.up_conv2\.(\d+)\."),
+                             _count(state, r"decoder\.up_conv3\.(\d+)\.")),
         vocab_width=books * dim, num_codebooks=books, codebook_size=size)
 
 
