@@ -1,17 +1,12 @@
 """VidTok through diffusers' AutoencoderVidTok: registry entries, strict conversion of upstream's Lightning
-checkpoints (full-size keys against upstream's, tiny random files through ``--checkpoint``), numerics against
-diffusers' own ``forward`` and one tiny ``tokbench run`` on the video suite.
+checkpoints (full-size keys against upstream's, tiny random files through ``--checkpoint``) and numerics against
+diffusers' own ``forward``. The tiny end-to-end run on the video suite is in test_families_run.py.
 
 tests/data/vidtok_upstream.keys holds the state_dict keys and shapes of upstream's encoder / decoder / regularizer
 for every released config (microsoft/VidTok HEAD d6ad92d, built on the meta device from configs/*.yaml).
 """
 from __future__ import annotations
 
-import json
-import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,13 +16,12 @@ pytest.importorskip("diffusers")
 
 import diffusers  # noqa: E402
 
-from tiny_models import isolate_caches  # noqa: E402
+from tiny_models import isolate_caches, make_tiny_vidtok  # noqa: E402
 from tokbench.errors import BadInputError, MissingWeightsError  # noqa: E402
 from tokbench.models.vidtok import RELEASES, convert_state_dict, empty_model  # noqa: E402
 from tokbench.tokenizers.registry import create_tokenizer, get_entry, list_tokenizers, weights_status  # noqa: E402
 from tokbench.weights import weights_dir  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 KEYS = Path(__file__).parent / "data" / "vidtok_upstream.keys"
 TINY_CH = 8
 REGISTERED = sorted(n for n, r in RELEASES.items() if r.runs_as_upstream)
@@ -62,22 +56,8 @@ def upstream_keys() -> dict[str, dict[str, tuple]]:
     return {name: sets[s] for name, s in releases.items()}
 
 
-def tiny_checkpoint(name: str, path: Path, seed: int = 0, extra: dict | None = None, drop: str | None = None) -> Path:
-    """An upstream-layout Lightning file (``{"state_dict": ...}`` with the engine's ``encoder.`` / ``decoder.``
-    prefixes and training ``loss.`` state) of random weights at base width TINY_CH."""
-    torch.manual_seed(seed)
-    model = diffusers.AutoencoderVidTok(**RELEASES[name].diffusers_config(ch=TINY_CH))
-    state = model.state_dict()
-    with torch.no_grad():  # mix factors and norm weights away from their constant init
-        for value in state.values():
-            value.add_(0.05 * torch.randn(value.shape))
-    state = {**state, "loss.logvar": torch.zeros(()), "loss.discriminator.main.0.weight": torch.zeros(4, 3, 3, 3),
-             **(extra or {})}
-    if drop:
-        del state[drop]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "global_step": 7}, path)
-    return path
+def tiny_checkpoint(name: str, path: Path, **kwargs) -> Path:
+    return make_tiny_vidtok(name, path, ch=TINY_CH, **kwargs)
 
 
 def clip(spec, t: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -247,37 +227,3 @@ def test_sampling_is_seeded_and_kl_only(tmp_path):
     fsq = tiny_checkpoint("vidtok-fsq-noncausal-488-262144", tmp_path / "q.ckpt")
     with pytest.raises(BadInputError, match="sample=true needs a KL model"), pytest.warns(UserWarning):
         create_tokenizer("vidtok-fsq-noncausal-488-262144:sample=true", checkpoint=str(fsq))
-
-
-# ---------------------------------------------------------------- end to end
-
-
-def test_tokbench_run_on_the_video_suite(tmp_path):
-    """``tokbench run`` with a tiny upstream-layout FSQ file: report written, rate = positions x log2(codebook)."""
-    from test_families_run import expected_video_bpp, video_info
-    from tokbench.data.dataset import get_dataset
-    from tokbench.report import load_report
-    from tokbench.suites import get_suite
-
-    name = "vidtok-fsq-causal-488-32768-v1.1"
-    path = tiny_checkpoint(name, tmp_path / "tiny.ckpt")
-    out = tmp_path / "out"
-    args = [sys.executable, "-m", "tokbench", "run", "--tokenizer", name, "--checkpoint", str(path), "--suite",
-            "video", "--limit", "1", "--resolution", "64", "--clip-frames", "9", "--metrics", "psnr", "--quiet",
-            "--allow-unbinned-resolution", "--out", str(out), "--name", "vt"]
-    r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=dict(os.environ), timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    report = load_report(out / "vt")
-    top = report.rows[report.rows.level == "video"]
-    assert len(top) >= 1 and (top["PSNR"] > 0).all()
-    man = report.manifest
-    assert man["tokenizer"]["name"] == name and man["tokenizer"]["checkpoint_path"] == str(path)
-    assert man["harness"]["clip_frames"] == 9
-    spec = get_entry(name).spec
-    items = {(ds, it.id): it for ds in get_suite("video").datasets for it in get_dataset(ds).items[:1]}
-    assert sorted(zip(top.dataset, top.item)) == sorted(items)
-    for row in top.itertuples():  # latent positions x log2(32768) over the pixels coded, from the geometry
-        want = expected_video_bpp(spec, *video_info(items[(row.dataset, row.item)]), 9)
-        assert row.bpp == pytest.approx(want, rel=1e-12)
-    assert json.loads((out / "vt" / "manifest.json").read_text())["tokenizer"]["diffusers_class"] == \
-        "AutoencoderVidTok"
