@@ -194,6 +194,9 @@ def test_fsq_indices_decode_to_the_same_codes(tmp_path):
         codes = tok.model.indices_to_latent(enc.indices)
     torch.testing.assert_close(codes, enc.latents, rtol=0, atol=1e-6)  # the indices carry the whole latent
     assert set(torch.unique(enc.latents * 4).tolist()) <= set(range(-4, 4))  # 8 levels per channel
+    one = clip(tok.spec, 1, seed=4)  # an image: one causal frame, one latent frame
+    e1 = tok.encode(one)
+    assert e1.indices.shape == (2, 1, 4, 4) and tok.decode(e1).shape == one.shape
 
 
 def test_strict_conversion_errors_are_one_line(tmp_path):
