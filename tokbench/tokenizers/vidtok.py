@@ -5,8 +5,8 @@ Why these choices:
 
 * Weights: the released Lightning ``.ckpt`` files (``hf://microsoft/VidTok/checkpoints/...``), found in
   ``<weights dir>/vidtok/<file>.ckpt``, the Hugging Face cache or ``--checkpoint FILE``; read with
-  ``torch.load(weights_only=True)`` and converted strictly (``tokbench.models.vidtok``). There is no
-  diffusers-format VidTok repo on the hub.
+  ``torch.load(weights_only=True)`` and converted strictly (``tokbench.models.vidtok``). No
+  diffusers-format VidTok repo was found on the hub (microsoft/VidTok holds only the .ckpt files).
 * Frames: causal models code clips of T = 1 + k * temporal_factor frames (17 by default, the length upstream
   evaluates); like diffusers' ``forward`` (and upstream's encoder), ``temporal_factor - 1`` copies of the first
   frame go in front and the decoder drops them again. Non-causal models code 16-frame clips (upstream's
