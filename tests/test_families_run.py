@@ -33,7 +33,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from tiny_models import isolate_caches, make_tiny_cosmos, make_tiny_diffusers  # noqa: E402
+from tiny_models import isolate_caches, make_tiny_cosmos, make_tiny_diffusers, make_tiny_vidtok  # noqa: E402
 from tokbench.data.dataset import get_dataset  # noqa: E402
 from tokbench.pipeline import RunConfig, run  # noqa: E402
 from tokbench.protocols import DEFAULT_PROTOCOL, PROTOCOLS  # noqa: E402
@@ -51,7 +51,8 @@ IMAGE_FAMILIES = ["sd-vae-ft-mse", "dc-ae-f32c32-in", "flux2-vae", "qwen-image-v
                   "cosmos-di16x16"]
 VIDEO_FAMILIES = [("cogvideox-vae", 9), ("hunyuanvideo-vae", 9), ("hunyuanvideo1.5-vae", 9), ("wan2.1-vae", 9),
                   ("wan2.2-vae", 9), ("ltx-video-vae", 9),
-                  ("mochi-vae", 13), ("cosmos-cv4x8x8", 9), ("cosmos-dv8x16x16", 9)]
+                  ("mochi-vae", 13), ("cosmos-cv4x8x8", 9), ("cosmos-dv8x16x16", 9),
+                  ("vidtok-fsq-causal-488-32768-v1.1", 9)]
 CLI_FAMILY = "cosmos-di16x16"  # through the command line, with --allow-unsafe-checkpoint
 
 
@@ -70,6 +71,8 @@ def is_cosmos(name: str) -> bool:
 
 
 def build_model(name: str, directory: Path) -> Path:
+    if get_entry(name).spec.family == "vidtok":  # an upstream Lightning file, not a folder
+        return make_tiny_vidtok(name, directory / f"{name}.ckpt")
     return make_tiny_cosmos(name, directory) if is_cosmos(name) else make_tiny_diffusers(name, directory)
 
 
@@ -129,6 +132,8 @@ def expected_sha256(name: str, folder: Path) -> str:
     def file_sha(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
+    if folder.is_file():  # a single checkpoint file (VidTok)
+        return file_sha(folder)
     if is_cosmos(name):
         return f"encoder.jit:{file_sha(folder / 'encoder.jit')},decoder.jit:{file_sha(folder / 'decoder.jit')}"
     h = hashlib.sha256()

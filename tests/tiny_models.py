@@ -234,3 +234,30 @@ def make_tiny_cosmos(name: str, directory: str | Path, seed: int = 0, folder_nam
         torch.jit.script(enc.eval()).save(str(folder / "encoder.jit"))
         torch.jit.script(dec.eval()).save(str(folder / "decoder.jit"))
     return folder
+
+
+# ---------------------------------------------------------------- VidTok (upstream Lightning files)
+
+
+def make_tiny_vidtok(name: str, path: Path, ch: int = 8, seed: int = 0, extra: dict | None = None,
+                     drop: str | None = None) -> Path:
+    """An upstream-layout VidTok Lightning file at ``path`` for entry ``name``: ``{"state_dict": ...}`` with the
+    engine's ``encoder.`` / ``decoder.`` prefixes plus training ``loss.`` state, random weights at base width
+    ``ch`` (the release's levels, latent channels and FSQ levels). ``extra`` adds keys, ``drop`` removes one."""
+    import diffusers
+
+    from tokbench.models.vidtok import RELEASES
+
+    torch.manual_seed(seed)
+    state = diffusers.AutoencoderVidTok(**RELEASES[name].diffusers_config(ch=ch)).state_dict()
+    with torch.no_grad():  # mix factors and norm weights away from their constant init
+        for value in state.values():
+            value.add_(0.05 * torch.randn(value.shape))
+    state = {**state, "loss.logvar": torch.zeros(()), "loss.discriminator.main.0.weight": torch.zeros(4, 3, 3, 3),
+             **(extra or {})}
+    if drop:
+        del state[drop]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": state, "global_step": 7}, path)
+    return path
