@@ -154,3 +154,14 @@ def test_missing_imageio_ffmpeg_is_one_line_naming_the_extra(tmp_path, isolated_
     Runner(RunConfig(tokenizer="identity", suite="video", resolutions=[256], protocol="offline",
                      datasets=[f"tokbench-video:{root}:ch3"], metrics=["psnr"], quiet=True,
                      out=str(tmp_path / "out")))  # clean rules need no encoder
+
+
+def test_leaderboard_keeps_earlier_lossless_tokbench_video_runs_apart():
+    from tokbench.leaderboard.catalog import protocol_of
+
+    old_rules = {k: v for k, v in get_protocol("tokbench").describe()["rules"].items() if k != "video_reencode"}
+    video = {"suite_spec": {"modality": "video"}}
+    assert protocol_of({**video, "protocol": {"name": "tokbench", "rules": old_rules}}) == \
+        "tokbench:official,video_reencode=none"
+    assert protocol_of({**video, "protocol": get_protocol("tokbench").describe()}) == "tokbench"
+    assert protocol_of({"protocol": {"name": "tokbench", "rules": old_rules}}) == "tokbench"  # images: unaffected
