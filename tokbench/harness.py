@@ -8,7 +8,8 @@ multiple; square if required), split into clips that satisfy the frame rule, rec
 Reconstructions are rounded to uint8 once, here. Under the official rules only, ``resave`` then writes
 and re-reads an image reconstruction in the format PIL picks from the original's file name at PIL's default
 settings (JPEG: quality 75, 4:2:0), because the official image scripts save every reconstruction under the
-original file name before the evaluators read it back.
+original file name before the evaluators read it back; ``reencode_mp4`` likewise writes and decodes a video
+reconstruction as the official video scripts' imageio mp4 writer does.
 """
 from __future__ import annotations
 
