@@ -317,8 +317,9 @@ def test_protocols_record_every_rule_and_overrides_rename():
     assert tb.rules == OFFICIAL_RULES and clean.rules == CLEAN_RULES
     assert (tb.ocr_engine, tb.face_backend) == (clean.ocr_engine, clean.face_backend) == ("parseq", "insightface")
     assert tb.comparable_with and not clean.comparable_with
-    assert set(tb.describe()["rules"]) == {"name", "resave", "exif_text", "exif_face", "clamp_geometry", "box_cut",
-                                           "min_crop_px_image", "min_crop_px_video", "quad_cut", "video_rounding",
+    assert set(tb.describe()["rules"]) == {"name", "resave", "video_reencode", "exif_text", "exif_face",
+                                           "clamp_geometry", "box_cut", "min_crop_px_image", "min_crop_px_video",
+                                           "quad_cut", "video_rounding",
                                            "ocr_batches"}
     p = get_protocol("offline:official,resave=all")
     assert p.name == "offline:official,resave=all" and p.rules.resave == "all" and not p.comparable_with

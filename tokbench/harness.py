@@ -8,12 +8,15 @@ multiple; square if required), split into clips that satisfy the frame rule, rec
 Reconstructions are rounded to uint8 once, here. Under the official rules only, ``resave`` then writes
 and re-reads an image reconstruction in the format PIL picks from the original's file name at PIL's default
 settings (JPEG: quality 75, 4:2:0), because the official image scripts save every reconstruction under the
-original file name before the evaluators read it back.
+original file name before the evaluators read it back; ``reencode_mp4`` likewise writes and decodes a video
+reconstruction as the official video scripts' imageio mp4 writer does.
 """
 from __future__ import annotations
 
 import io
+import logging
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tokbench.errors import TokbenchError, TokenizerFailedError, TokenizerOutputError
+from tokbench.errors import BadInputError, TokbenchError, TokenizerFailedError, TokenizerOutputError
 from tokbench.timing import NULL_TIMER, StageTimer
 from tokbench.tokenizers.base import Tokenizer, TokenizerSpec
 
@@ -316,3 +319,94 @@ def resave(pixels: np.ndarray, fmt: Optional[str]) -> np.ndarray:
         with Image.open(buf) as im:
             out.append(np.asarray(im.convert("RGB")))
     return np.stack(out)
+
+
+# x264's output depends on its thread count (frame threads narrow the motion search), so ffmpeg's automatic
+# count would make a run depend on the machine's cores; the official runs used that automatic count on a
+# machine nobody knows. tokbench pins one thread so that a re-encoded reconstruction is the same anywhere.
+MP4_THREADS = 1
+MP4_MACRO_BLOCK = 16  # imageio's writer scales frames up to a multiple of this (ffmpeg scale filter, bicubic)
+
+
+def reported_fps(fps: float) -> float:
+    """The frame rate the official scripts pass to the writer: imageio parses it from ffmpeg's stream line,
+    where ffmpeg prints the average rate with two decimals (29.97002997 -> "29.97"), whole rates without."""
+    cents = round(fps * 100)
+    return float(f"{fps:.2f}") if cents % 100 else float(f"{fps:.0f}")
+
+
+def file_fps(path: Optional[Path]) -> Optional[float]:
+    """A video file's average frame rate (for items whose dataset does not declare one), else None."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            rate = c.streams.video[0].average_rate
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+    return float(rate) if rate else None
+
+
+def mp4_size(h: int, w: int) -> tuple[int, int]:
+    """(height, width) of the frames in the written mp4: each side rounded up to the macro block."""
+    return _round_up(h, MP4_MACRO_BLOCK), _round_up(w, MP4_MACRO_BLOCK)
+
+
+def _imageio_ffmpeg(label: str):
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise TokbenchError(f"{label}: the official rules re-encode video reconstructions as mp4 with the ffmpeg"
+                            " that imageio-ffmpeg bundles; pip install 'tokbench[official-video]'"
+                            " (or imageio-ffmpeg), or use rules with video_reencode=none") from None
+    return imageio_ffmpeg
+
+
+def mp4_encoder(label: str = "video re-encode") -> dict:
+    """What writes the mp4s: recorded in the manifest and in cache keys (another x264 encodes differently)."""
+    iff = _imageio_ffmpeg(label)
+    return {"imageio-ffmpeg": iff.__version__, "ffmpeg": iff.get_ffmpeg_version(), "codec": "libx264",
+            "pix_fmt": "yuv420p", "rate_control": "x264 default (-crf 23): imageio passes no quality",
+            "macro_block_size": MP4_MACRO_BLOCK, "threads": MP4_THREADS}
+
+
+def reencode_mp4(pixels: np.ndarray, fps: Optional[float], label: str) -> np.ndarray:
+    """(T, H, W, 3) uint8 written as mp4 and decoded back, as the official video scripts save reconstructions
+    (``imageio.get_writer(path, fps=source_fps)``) and the evaluators read them (``imageio.get_reader``).
+
+    The writer's effective settings: libx264, yuv420p, no quality flag (imageio's ffmpeg plugin passes its
+    documented ``quality=5`` only when the caller does, so x264's own CRF 23 applies), and a side that is not
+    a multiple of 16 is stretched up to the next multiple by ffmpeg's scale filter. The evaluators read the
+    stretched frames and index them with the original's coordinates, i.e. they see the top-left H x W of the
+    stretched frame; that is what this returns.
+    """
+    if fps is None or not fps > 0:
+        raise BadInputError(f"{label}: no frame rate known; the official mp4 re-encode writes at the source fps")
+    iff = _imageio_ffmpeg(label)
+    t, h, w = pixels.shape[:3]
+    out_h, out_w = mp4_size(h, w)
+    with tempfile.TemporaryDirectory(prefix="tokbench-mp4-") as d:
+        path = str(Path(d) / "reconstruction.mp4")
+        quiet = logging.getLogger("imageio_ffmpeg")  # its resize warning would repeat for every video
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            writer = iff.write_frames(path, (w, h), pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+                                      fps=reported_fps(fps), quality=None, codec="libx264",
+                                      macro_block_size=MP4_MACRO_BLOCK, ffmpeg_log_level="error",
+                                      output_params=["-threads", str(MP4_THREADS)])
+            writer.send(None)
+            for frame in pixels:
+                writer.send(np.ascontiguousarray(frame))
+            writer.close()
+            reader = iff.read_frames(path, pix_fmt="rgb24")
+            meta = reader.__next__()
+            frames = [np.frombuffer(b, np.uint8).reshape(out_h, out_w, 3) for b in reader]
+        except (OSError, RuntimeError) as e:
+            raise TokbenchError(f"{label}: mp4 re-encode failed ({e})") from None
+        finally:
+            quiet.setLevel(level)
+    if tuple(meta["size"]) != (out_w, out_h) or len(frames) != t:
+        raise TokbenchError(f"{label}: mp4 re-encode returned {len(frames)} frame(s) of {meta['size']}, "
+                            f"expected {t} of {(out_w, out_h)}")
+    return np.stack(frames)[:, :h, :w]

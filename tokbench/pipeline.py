@@ -134,6 +134,9 @@ class Runner:
                                     f"its metrics: {', '.join(wanted)}")
             wanted = [m for m in wanted if m in cfg.metrics]
         self._check_bins(wanted)  # before the tokenizer and evaluators load: a mistake costs no waiting
+        self.mp4_encoder = (harness.mp4_encoder(f"protocol {self.protocol.name}")
+                            if self.protocol.rules.video_reencode != "none"
+                            and any(ds.modality == "video" for ds in self.datasets) else None)
         self.tokenizer: Tokenizer = create_tokenizer(cfg.tokenizer, checkpoint=cfg.checkpoint, device=cfg.device,
                                                      dtype=DTYPES[cfg.dtype],
                                                      allow_unsafe=cfg.allow_unsafe_checkpoint)
@@ -218,7 +221,8 @@ class Runner:
         tok = self.tokenizer.describe()
         return digest("item", tokbench.__version__, tok, ds.item_hashes[item.id], resolution,
                       self.protocol.describe(), sorted((n, m.describe()) for n, m in self.metrics.items()),
-                      self.cfg.clip_frames, *self._batch_facts(ds, item))
+                      self.cfg.clip_frames, *self._batch_facts(ds, item),
+                      *([("mp4_encoder", self.mp4_encoder)] if item.modality == "video" and self.mp4_encoder else []))
 
     def _batch_facts(self, ds: Dataset, item: Item) -> list:
         """The item's official OCR batches (they depend on its neighbours), for cache keys."""
@@ -330,6 +334,10 @@ class Runner:
                     self.tokenizer, pixels, res, f"{ds.name}/{item.id}", clip_frames=self.cfg.clip_frames,
                     pad_multiple=self.protocol.video_pad_multiple, resample=self.protocol.video_resample,
                     timer=self.timer, rounding=self.protocol.rules.video_rounding)
+                if self.protocol.rules.video_reencode == "imageio-mp4":  # the official scripts' mp4 save
+                    with self.timer.stage("reencode"):
+                        recons[j] = replace(recons[j], pixels=harness.reencode_mp4(
+                            recons[j].pixels, item.fps or harness.file_fps(item.path), f"{ds.name}/{item.id}"))
         for j, item, key, pixels in loaded:
             r = recons[j]
             context = {"ocr_batches": self.ocr_batches[ds.name].get(item.id, [])} if ds.name in self.ocr_batches else {}
@@ -453,9 +461,15 @@ class Runner:
                 "reencode": {"none": "none (reconstructions are never re-encoded with a lossy codec)",
                              "jpg-names": "image reconstructions re-saved and re-read in the format PIL picks from"
                                           " the original's file name, PIL defaults (JPEG quality 75, 4:2:0); PNG"
-                                          " lossless; videos not re-encoded",
+                                          " lossless",
                              "all": "every image reconstruction re-saved and re-read as JPEG at PIL defaults"
-                                    " (quality 75, 4:2:0); videos not re-encoded"}[self.protocol.rules.resave],
+                                    " (quality 75, 4:2:0)"}[self.protocol.rules.resave],
+                "video_reencode": ("none (video reconstructions stay lossless)" if self.mp4_encoder is None else
+                                   "video reconstructions written as mp4 and read back as the official scripts do"
+                                   " (imageio/ffmpeg at the source fps as ffmpeg prints it, frames stretched up to"
+                                   " a multiple of 16 and read back at that size; the evaluators see the top-left"
+                                   " original-size region)"),
+                "mp4_encoder": self.mp4_encoder,
                 "video_rounding": self.protocol.rules.video_rounding,
                 "rate": "bpp = bits / pixels coded by the tokenizer (canvas incl. padding, all frames)",
                 "clip_frames": self.cfg.clip_frames or self.tokenizer.spec.default_clip_frames,

@@ -28,6 +28,10 @@ class Rules:
     # 4:2:0), as the official image scripts save under the original file name; "none" keeps them lossless,
     # "all" re-saves every image (to measure the rule on a suite of PNG originals)
     resave: str = "none"  # "none" | "jpg-names" | "all"
+    # video reconstructions written as mp4 and read back as the official video scripts do (imageio's ffmpeg
+    # writer at the source fps with its effective defaults: libx264 at x264's default CRF 23, yuv420p, frames
+    # scaled up to a multiple of 16); "none" keeps them lossless
+    video_reencode: str = "none"  # "none" | "imageio-mp4"
     exif_text: bool = True  # text originals with their EXIF orientation (official: PIL without it)
     exif_face: bool = True  # face originals with their EXIF orientation (official: cv2.imread applies it)
     clamp_geometry: bool = True  # boxes/landmarks clamped onto the image, > 1 px outside rejected
@@ -43,9 +47,10 @@ class Rules:
 
 
 CLEAN_RULES = Rules(name="clean")
-OFFICIAL_RULES = Rules(name="official", resave="jpg-names", exif_text=False, exif_face=True, clamp_geometry=False,
-                       box_cut="numpy", min_crop_px_image=0, min_crop_px_video=2, quad_cut="doctr-rcrops",
-                       video_rounding="official", ocr_batches="official-64")
+OFFICIAL_RULES = Rules(name="official", resave="jpg-names", video_reencode="imageio-mp4", exif_text=False,
+                       exif_face=True, clamp_geometry=False, box_cut="numpy", min_crop_px_image=0,
+                       min_crop_px_video=2, quad_cut="doctr-rcrops", video_rounding="official",
+                       ocr_batches="official-64")
 RULE_SETS = {"clean": CLEAN_RULES, "official": OFFICIAL_RULES}
 
 
@@ -99,7 +104,8 @@ PROTOCOLS.add("tokbench", Protocol(
     description="Replica of the official TokBench pipeline for comparison with the published rows: docTR PARSeq"
                 " (french vocab, 32x128, GT-bounded decoding in batches of 64), insightface antelopev2 on"
                 " ground-truth landmarks, TokBench bins (new face bins), LANCZOS smart padding, official rules"
-                " (JPEG re-save of .jpg reconstructions, official reading and cutting, defects included)",
+                " (JPEG re-save of .jpg reconstructions, mp4 re-encode of video reconstructions, official"
+                " reading and cutting, defects included)",
     ocr_engine="parseq", face_backend="insightface", comparable_with="TokBench leaderboard",
     rules=OFFICIAL_RULES, published_evaluators=True))
 PROTOCOLS.add("tokbench-clean", Protocol(
@@ -111,7 +117,8 @@ PROTOCOLS.add("tokbench-clean", Protocol(
 
 DEFAULT_PROTOCOL = "offline"
 
-_RULE_CHOICES = {"resave": ("none", "jpg-names", "all"), "box_cut": ("clamped", "numpy"),
+_RULE_CHOICES = {"resave": ("none", "jpg-names", "all"), "video_reencode": ("none", "imageio-mp4"),
+                 "box_cut": ("clamped", "numpy"),
                  "quad_cut": ("perspective", "doctr-rcrops"), "video_rounding": ("exact", "official"),
                  "ocr_batches": ("independent", "official-64")}
 

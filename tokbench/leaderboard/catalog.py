@@ -196,10 +196,15 @@ def _num(v) -> float:
 
 def protocol_of(manifest: dict) -> str:
     """The run's protocol name. Runs named ``tokbench`` before protocols recorded their rules used what is now
-    ``tokbench-clean`` (lossless, free decoding), so they never rank beside the published rows."""
+    ``tokbench-clean`` (lossless, free decoding), so they never rank beside the published rows; video runs
+    named ``tokbench`` before the rules had the mp4 re-encode kept their reconstructions lossless."""
     protocol = manifest.get("protocol") or {}
     name = str(protocol.get("name") or "?")
-    return "tokbench-clean" if name == "tokbench" and "rules" not in protocol else name
+    if name == "tokbench" and "rules" not in protocol:
+        return "tokbench-clean"
+    if name == "tokbench" and _modality(manifest) == "video" and "video_reencode" not in protocol["rules"]:
+        return "tokbench:official,video_reencode=none"
+    return name
 
 
 def board_rows(run_id: str, record: dict) -> list[dict]:
