@@ -96,8 +96,9 @@ class DualCodebookQuantizer(nn.Module):
     def __init__(self, codebook_size: int, semantic_dim: int, pixel_dim: int, usage_buffer: int = 0):
         super().__init__()
         self.split = (semantic_dim, pixel_dim)
-        self.embedding_vqkd = nn.Embedding(codebook_size, semantic_dim)
-        self.embedding_vqgan = nn.Embedding(codebook_size, pixel_dim)
+        # upstream's uniform init (normal_ would take seconds on the meta device)
+        self.embedding_vqkd = nn.Embedding(codebook_size, semantic_dim, _weight=_uniform(codebook_size, semantic_dim))
+        self.embedding_vqgan = nn.Embedding(codebook_size, pixel_dim, _weight=_uniform(codebook_size, pixel_dim))
         if usage_buffer:  # training statistics only; kept so the released state_dict loads strictly
             self.register_buffer("codebook_used", torch.zeros(usage_buffer))
 
@@ -129,6 +130,10 @@ class DualCodebookQuantizer(nn.Module):
         e_sem, e_pix = self.codebooks()
         codes = torch.cat([e_sem, e_pix], dim=-1)[indices]
         return codes.view(indices.shape[0], side, side, -1).permute(0, 3, 1, 2)
+
+
+def _uniform(rows: int, dim: int) -> torch.Tensor:
+    return torch.empty(rows, dim).uniform_(-1.0 / rows, 1.0 / rows)
 
 
 def _sq_dist(x: torch.Tensor, codes: torch.Tensor, codes_sq: torch.Tensor) -> torch.Tensor:
