@@ -8,6 +8,7 @@ SigLIP one under transformers 4.43.4 (upstream's pin, whose SiglipVisionModel ke
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import os
@@ -91,6 +92,9 @@ def test_specs_and_rate():
         "tokenflow_clipb_32k_enhanced.pt", "tokenflow_siglip_32k.pt")
     assert clipb.input_range == (-1.0, 1.0) and clipb.codebook_size == 32768
     assert (CLIPB_ENHANCED.tokens, SIGLIP.tokens) == (817, 2227)
+    with open(ROOT / "tokbench/leaderboard/published_tokbench.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["method"] == clipb.published]
+    assert sorted(int(r["resolution"]) for r in rows) == [256, 512, 1024]
     assert CLIPB_ENHANCED.scales[-1] == CLIPB_ENHANCED.grid and SIGLIP.scales[-1] == SIGLIP.grid == 27
 
 
