@@ -11,9 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -222,16 +219,17 @@ def test_tokenizer_wants_its_fixed_side_and_decodes_from_indices_on_request(tmp_
 # ---------------------------------------------------------------- end to end
 
 
-def test_cli_run_fits_into_the_fixed_side(tmp_path):
+def test_run_fits_into_the_fixed_side(tmp_path, monkeypatch):
+    """``tokbench run``'s pipeline in process (as tests/test_families_run.py), tiny upstream-layout file."""
+    from tiny_models import isolate_caches
+    from tokbench.pipeline import RunConfig, run
+
+    isolate_caches(monkeypatch, tmp_path / "caches")
     ckpt = write_checkpoint(tmp_path / "tokenflow_tiny.pt")
-    env = dict(os.environ, TOKBENCH_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
-    out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "tokbench", "run", "--tokenizer", "tokenflow", "--checkpoint",
-                        str(ckpt), "--suite", "text-face", "--limit", "2", "--resolution", "64", "--metrics",
-                        "psnr", "--quiet", "--out", str(out), "--name", "tf"],
-                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    rep = load_report(out / "tf")
+    rep = run(RunConfig(tokenizer="tokenflow", suite="text-face", checkpoint=str(ckpt), limit=1, resolutions=[64],
+                        metrics=["psnr"], quiet=True, out=str(tmp_path / "out"), name="tf",
+                        allow_unbinned_resolution=True))
+    rep = load_report(tmp_path / "out" / "tf")
     images = rep.rows[rep.rows.level == "image"]
     assert len(images) >= 2 and (images["PSNR"] > 0).all()
     assert (images["bpp"] == 817 * math.log2(64) / 256 ** 2).all()  # coded at 256x256, not the 64 asked for
