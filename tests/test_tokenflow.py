@@ -50,7 +50,8 @@ def random_state(cfg, seed: int = 0, released_layout: bool = True) -> dict[str, 
                 p.data.normal_(0, 0.02)
     state = dict(model.state_dict())
     if cfg.teacher == "siglip" and released_layout:
-        state = {k.replace("encoder_vqkd.", "encoder_vqkd.vision_model.", 1): v for k, v in state.items()}
+        state = {k if k.startswith("encoder_vqkd.vision_model.") else
+                 k.replace("encoder_vqkd.", "encoder_vqkd.vision_model.", 1): v for k, v in state.items()}
     return state
 
 

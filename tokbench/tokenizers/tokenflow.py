@@ -141,7 +141,8 @@ def load_tokenflow(spec: TokenizerSpec, path: str | Path, *, allow_unsafe: bool 
         raise BadInputError(f"tokenizer {spec.name}: checkpoint {path} does not fit: {e}") from None
     notes = {"weights_from": loaded.container}
     if loaded.renamed_keys:
-        notes["renamed_keys"] = f"{loaded.renamed_keys} x encoder_vqkd.vision_model. -> encoder_vqkd. (transformers 5)"
+        notes["renamed_keys"] = (f"{loaded.renamed_keys} x encoder_vqkd.vision_model. <-> encoder_vqkd. (the "
+                                 f"installed transformers' SiglipVisionModel layout)")
     if loaded.size_deviations:
         diff = ", ".join(f"{k}={got!r} (released: {want!r})" for k, (got, want) in loaded.size_deviations.items())
         warnings.warn(f"{spec.name}: {path} is not the released size ({diff}); built as the file says", stacklevel=2)

@@ -3,8 +3,8 @@
 Upstream's ``reconstruction_vq_ddp.py`` reads ``ckpt["ema"]``, else ``ckpt["model"]``, else
 ``ckpt["state_dict"]`` and loads strictly; tokbench does the same (a bare state_dict is accepted too) and records
 which one was used. The SigLIP file was written by transformers 4.43, whose ``SiglipVisionModel`` kept its
-layers under ``vision_model.``; transformers >= 5 dropped that level, so ``encoder_vqkd.vision_model.`` is
-renamed to ``encoder_vqkd.`` (nothing else is touched). Every other key must match, the training-only
+layers under ``vision_model.``; transformers >= 5 dropped that level, so under it ``encoder_vqkd.vision_model.``
+is renamed to ``encoder_vqkd.`` (nothing else is touched; under transformers 4.x the file loads as saved). Every other key must match, the training-only
 ``quantize.codebook_used`` buffer included (it is never read).
 
 Sizes come from the file's tensor shapes; what shapes cannot say (attention heads, the scale schedule and the
@@ -95,20 +95,35 @@ def infer_config(state: Mapping[str, torch.Tensor], released: TokenFlowConfig) -
     return dataclasses.replace(released, **sizes)
 
 
+def _tower_layout(state: Mapping[str, torch.Tensor], model: TokenFlow) -> tuple[dict, int]:
+    """The file's SigLIP tower keys in the layout of the installed transformers (with or without ``vision_model.``)."""
+    nested = any(k.startswith(SIGLIP_OLD_PREFIX) for k in model.state_dict())
+    if nested:  # transformers < 5: the released layout
+        moved = {(SIGLIP_OLD_PREFIX + k[len("encoder_vqkd."):] if k.startswith("encoder_vqkd.")
+                  and not k.startswith(SIGLIP_OLD_PREFIX) else k): v for k, v in state.items()}
+    else:
+        moved = {("encoder_vqkd." + k[len(SIGLIP_OLD_PREFIX):] if k.startswith(SIGLIP_OLD_PREFIX) else k): v
+                 for k, v in state.items()}
+    return moved, sum(a != b for a, b in zip(state, moved))
+
+
 def build_model(obj: Any, released: TokenFlowConfig) -> LoadedTokenFlow:
     state, where = find_state_dict(obj)
     renamed = 0
-    if released.teacher == "siglip" and any(k.startswith(SIGLIP_OLD_PREFIX) for k in state):
-        renamed = sum(k.startswith(SIGLIP_OLD_PREFIX) for k in state)
+    if released.teacher == "siglip":  # shapes are read in transformers >= 5 names
         state = {("encoder_vqkd." + k[len(SIGLIP_OLD_PREFIX):] if k.startswith(SIGLIP_OLD_PREFIX) else k): v
                  for k, v in state.items()}
     cfg = infer_config(state, released)
     with torch.device("meta"):
         model = TokenFlow(cfg)
+    if cfg.teacher == "siglip":
+        original = find_state_dict(obj)[0]
+        state, renamed = _tower_layout(original, model)
     load_exact(model, state)
-    if cfg.teacher == "siglip":  # transformers' non-persistent position ids were made on the meta device
-        emb = model.encoder_vqkd.embeddings
-        emb.position_ids = torch.arange(emb.num_positions).expand((1, -1))
+    for module in model.modules():  # transformers' non-persistent position ids were made on the meta device
+        ids = getattr(module, "position_ids", None)
+        if isinstance(ids, torch.Tensor) and ids.is_meta:
+            module.position_ids = torch.arange(ids.shape[-1]).expand((1, -1))
     left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if left:
         raise CheckpointMismatch(f"tensors not materialised by the file: {', '.join(left[:4])}")

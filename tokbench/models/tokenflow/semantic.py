@@ -107,7 +107,14 @@ def siglip_tower(hidden: int = 1152, intermediate: int = 4304, layers: int = 27,
                  image_size: int = 384) -> nn.Module:
     """transformers' ``SiglipVisionModel`` with so400m-patch14-384's shape (its pooling head included: the
     released checkpoint carries it although TokenFlow never reads its output)."""
-    from transformers import SiglipVisionConfig, SiglipVisionModel
+    try:
+        from transformers.models.siglip.configuration_siglip import SiglipVisionConfig
+        from transformers.models.siglip.modeling_siglip import SiglipVisionModel
+    except ImportError:
+        from tokbench.errors import TokbenchError
+
+        raise TokbenchError("TokenFlow's SigLIP tokenizer needs the transformers package: "
+                            "pip install 'tokbench[transformers]'") from None
 
     return SiglipVisionModel(SiglipVisionConfig(
         hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers, num_attention_heads=heads,
