@@ -23,6 +23,7 @@ from tokbench.errors import BadInputError, MissingWeightsError
 from tokbench.models.tokenflow import CLIPB_ENHANCED, SIGLIP, TokenFlow
 from tokbench.report import load_report
 from tokbench.tokenizers.registry import create_tokenizer, get_entry
+from tokbench.tokenizers.tokenflow import SIDE_AND_TOKENS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
@@ -90,6 +91,7 @@ def test_specs_and_rate():
         "tokenflow_clipb_32k_enhanced.pt", "tokenflow_siglip_32k.pt")
     assert clipb.input_range == (-1.0, 1.0) and clipb.codebook_size == 32768
     assert (CLIPB_ENHANCED.tokens, SIGLIP.tokens) == (817, 2227)
+    assert SIDE_AND_TOKENS == {c.teacher: (c.input_size, c.tokens) for c in (CLIPB_ENHANCED, SIGLIP)}
     with open(ROOT / "tokbench/leaderboard/published_tokbench.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["method"] == clipb.published]
     assert sorted(int(r["resolution"]) for r in rows) == [256, 512, 1024]

@@ -48,12 +48,14 @@ DECODE_PATHS = {False: "encode's accumulated straight-through quant -> pixel hal
                       "decode_code) -> pixel half -> post_quant_conv -> CNN decoder"}
 
 
+SIDE_AND_TOKENS = {"clipb": (256, 817), "siglip": (384, 2227)}  # the released configs' (input side, tokens)
+
+
 def _release(name: str, file: str, teacher: str, what: str, **spec_kw) -> TokenizerSpec:
-    from_config = {"clipb": (256, 817), "siglip": (384, 2227)}[teacher]
     weights = register_weights(WeightFile(
         name=name, filename=f"tokenflow/{file}", hub_repo=HUB_REPO, hub_filename=file, license=LICENSE,
         description=f"TokenFlow dual-codebook tokenizer ({what}); weights under 'ema'/'model'/'state_dict'"))
-    size, tokens = from_config
+    size, tokens = SIDE_AND_TOKENS[teacher]
     return TokenizerSpec(
         name=name, family="tokenflow", kind="discrete", input_range=(-1.0, 1.0), spatial_factor=16,
         spatial_multiple=16, square_only=True, input_size=size, latent_channels=40, codebook_size=32768,
