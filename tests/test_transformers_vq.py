@@ -2,15 +2,14 @@
 adapter against the transformers classes called directly.
 
 tests/data/emu3_visiontokenizer.keys and tests/data/janus_vq16.keys list upstream's state_dict (key, shape),
-dumped from upstream's own code built on the meta device ("scalar": a 0-d tensor): ``Emu3VisionVQModel(Emu3VisionVQConfig())``
+dumped from upstream's own code built on the meta device ("scalar": a 0-d tensor):
+``Emu3VisionVQModel(Emu3VisionVQConfig())``
 (baaivision/Emu3 emu3/tokenizer, the custom code shipped with BAAI/Emu3-VisionTokenizer) and ``VQ_16()``
 (deepseek-ai/Janus janus/models/vq_model.py, Janus-Pro's ``gen_vision_model``).
 """
 from __future__ import annotations
 
 import json
-import math
-import re
 import warnings
 from pathlib import Path
 
@@ -118,8 +117,8 @@ def test_weights_dir_is_found_and_listed(tmp_path):
 
 def test_emu3_matches_emu3vqvae_for_images_and_videos(tmp_path):
     g = torch.Generator().manual_seed(0)
-    video = torch.rand(2, 3, 8, 24, 40, generator=g) * 2 - 1  # landscape; two 4-frame latent steps
-    image = torch.rand(2, 3, 1, 24, 32, generator=g) * 2 - 1
+    video = torch.rand(2, 3, 8, 16, 24, generator=g) * 2 - 1  # landscape; two 4-frame latent steps
+    image = torch.rand(2, 3, 1, 16, 16, generator=g) * 2 - 1
     model = tiny_model("emu3")
     spread_codebook(model, "emu3", video)
     path = write_upstream_checkpoint("emu3", model, tmp_path / "model.safetensors")
@@ -129,18 +128,18 @@ def test_emu3_matches_emu3vqvae_for_images_and_videos(tmp_path):
 
     enc = tok.encode(video)
     with torch.no_grad():
-        out = model.encode(video.permute(0, 2, 1, 3, 4), image_sizes=[[24, 40]] * 2)
+        out = model.encode(video.permute(0, 2, 1, 3, 4), image_sizes=[[16, 24]] * 2)
         ref_codes = torch.stack(out.image_tokens)
         ref_video = model.decode(ref_codes).permute(0, 2, 1, 3, 4)
-    assert enc.indices.shape == (2, 2, 3, 5) and torch.equal(enc.indices, ref_codes)
-    assert enc.indices.unique().numel() > 10
-    assert torch.equal(enc.bits, torch.full((2,), 2 * 3 * 5 * 6.0, dtype=torch.float64))
+    assert enc.indices.shape == (2, 2, 2, 3) and torch.equal(enc.indices, ref_codes)
+    assert enc.indices.unique().numel() > 5
+    assert torch.equal(enc.bits, torch.full((2,), 2 * 2 * 3 * 6.0, dtype=torch.float64))
     torch.testing.assert_close(tok.decode(enc), ref_video, rtol=0, atol=1e-5)
 
     # an image: the harness repeats it to 4 frames; Emu3VQVAE does the same with a 4-D input
     enc_i = tok.encode(image.repeat(1, 1, 4, 1, 1))
     with torch.no_grad():
-        ref = model.encode(image[:, :, 0], image_sizes=[[24, 32]] * 2)
+        ref = model.encode(image[:, :, 0], image_sizes=[[16, 16]] * 2)
         ref_tokens = torch.stack(ref.image_tokens)
         ref_image = model.decode(ref_tokens)
     assert torch.equal(enc_i.indices[:, 0], ref_tokens)
@@ -153,9 +152,9 @@ def test_emu3_portrait_video_keeps_every_token_row(tmp_path):
     """Emu3VQVAE.encode's crop would cut a portrait video's token rows; the adapter codes the whole grid."""
     path = write_upstream_checkpoint("emu3", tiny_model("emu3"), tmp_path / "model.safetensors")
     tok = quiet_create("emu3-vq", checkpoint=str(path))
-    x = torch.rand(1, 3, 4, 48, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    x = torch.rand(1, 3, 4, 32, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
     enc = tok.encode(x)
-    assert enc.indices.shape == (1, 1, 6, 2) and tok.decode(enc).shape == x.shape
+    assert enc.indices.shape == (1, 1, 4, 1) and tok.decode(enc).shape == x.shape
 
 
 def test_janus_matches_janusvqvae(tmp_path):
@@ -240,12 +239,3 @@ def test_wrong_files_are_refused_in_one_line(tmp_path):
         quiet_create("emu3-vq", checkpoint=str(tmp_path / "cut.safetensors"))
     with pytest.raises(MissingWeightsError, match="does not exist"):
         create_tokenizer("emu3-vq", checkpoint=str(tmp_path / "nowhere.safetensors"))
-
-
-def test_rate_is_tokens_times_log2_codebook():
-    spec = get_entry("emu3-vq").spec
-    # a 256x256 image: 32x32 tokens of 15 bits, coded as a 4-frame clip
-    assert 32 * 32 * math.log2(spec.codebook_size) == 15360
-    jspec = get_entry("janus-pro-1b-vq").spec
-    assert (384 // jspec.spatial_factor) ** 2 * math.log2(jspec.codebook_size) == 24 * 24 * 14
-    assert re.search("not causal", tvq.__doc__)

@@ -144,7 +144,8 @@ def infer_config(family: str, state: dict[str, torch.Tensor]) -> dict:
             attn_resolutions=[i for i in range(levels) if f"{down}.{i}.attn.0.q_proj.weight" in state],
             temporal_downsample_factor=2 ** _count(state, r"encoder\.time_conv\.(\d+)\."),
             hidden_size=state["encoder.middle_block.attn_1.q_proj.weight"].shape[0],
-            in_channels=state["encoder.conv_in.weight"].shape[1], out_channels=state["decoder.conv_out.weight"].shape[0])
+            in_channels=state["encoder.conv_in.weight"].shape[1],
+            out_channels=state["decoder.conv_out.weight"].shape[0])
     base = state["encoder.conv_in.weight"].shape[0]
     levels = _count(state, r"encoder\.down\.(\d+)\.block\.0\.conv1\.weight")
     codebook, embed = state["quantize.embedding.weight"].shape
