@@ -47,7 +47,7 @@ from tokbench.tokenizers.registry import register_tokenizer
 from tokbench.tokenizers.torch_module import ModuleTokenizer
 from tokbench.weights import WeightFile, hub_unreachable, register_weights, resolve, weights_dir
 
-TRANSFORMERS_REQUIREMENT = "transformers>=4.51"  # first release with JanusVQVAE (Emu3VQVAE: 4.48)
+TRANSFORMERS_REQUIREMENT = "transformers>=5"  # the class APIs used here; tested with 5.25
 INDEX_RULES = ("l2", "transformers")
 
 
