@@ -155,6 +155,14 @@ def test_emu3_portrait_video_keeps_every_token_row(tmp_path):
     x = torch.rand(1, 3, 4, 32, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
     enc = tok.encode(x)
     assert enc.indices.shape == (1, 1, 4, 1) and tok.decode(enc).shape == x.shape
+    # transformers' own layout (a -hf conversion keeps the VQ under model.vqmodel.) gives the same tokenizer
+    from safetensors.torch import save_file
+
+    hf = tmp_path / "hf.safetensors"
+    save_file({f"model.vqmodel.{k}": v.contiguous() for k, v in tok.model.state_dict().items()}, str(hf))
+    tok_hf = quiet_create("emu3-vq", checkpoint=str(hf))
+    assert tok_hf.describe()["weights_layout"] == "transformers"
+    assert torch.equal(tok_hf.encode(x).indices, enc.indices)
 
 
 def test_janus_matches_janusvqvae(tmp_path):
