@@ -83,6 +83,10 @@ def janus_key(key: str) -> Optional[str]:
                   key)
 
 
+def same_tensor(key: str, value: torch.Tensor) -> torch.Tensor:
+    return value
+
+
 @dataclass(frozen=True)
 class Family:
     """How one transformers class is fed from upstream's file layout."""
@@ -93,7 +97,7 @@ class Family:
     transformers_prefixes: tuple[str, ...]  # where transformers' conversions keep them
     transformers_marker: str  # a key only transformers' layout has
     rename: Callable[[str], Optional[str]]
-    retensor: Callable[[str, torch.Tensor], torch.Tensor] = staticmethod(lambda k, v: v)
+    retensor: Callable[[str, torch.Tensor], torch.Tensor] = same_tensor
 
 
 FAMILIES = {
@@ -184,11 +188,11 @@ def build_on_meta(family: str, config: dict, name: str = ""):
 # ---------------------------------------------------------------- reading only the VQ's tensors
 
 
-def _index_shards(index: Path) -> dict[str, str]:
+def _index_shards(index: Path, label: str) -> dict[str, str]:
     try:
-        return json.loads(index.read_text())["weight_map"]
+        return dict(json.loads(index.read_text())["weight_map"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BadInputError(f"{index} is not a checkpoint index json (no weight_map: {e})") from None
+        raise BadInputError(f"{label}: {index} is not a checkpoint shard index (no weight_map: {e})") from None
 
 
 def _file_keys(path: Path, label: str) -> tuple[list[str], Callable[[list[str]], dict]]:
@@ -207,10 +211,13 @@ def _file_keys(path: Path, label: str) -> tuple[list[str], Callable[[list[str]],
                 return {k: f.get_tensor(k) for k in wanted}
 
         return keys, read
-    try:  # zip-format torch files map lazily; only the tensors copied below are read from disk
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # the legacy (pre-zip) format cannot be mapped
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        try:  # zip-format torch files map lazily; only the tensors copied below are read from disk
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (pre-zip) format: no mmap
     except Exception as e:
         raise BadInputError(f"{label}: {path} is not a readable weights-only PyTorch checkpoint "
                             f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
@@ -257,7 +264,7 @@ def read_vq_tensors(family: str, path: Path, label: str, hub_repo: Optional[str]
         else:
             raise MissingWeightsError(f"{label}: {path} holds no model.safetensors, pytorch_model.bin or shard index")
     if path.suffix == ".json":
-        weight_map = _index_shards(path)
+        weight_map = _index_shards(path, label)
         keys = list(weight_map)
     else:
         keys, read = _file_keys(path, label)
