@@ -86,6 +86,7 @@ def test_specs_and_frame_rules():
     for spec in (emu3, janus):
         assert spec.kind == "discrete" and spec.input_range == (-1.0, 1.0) and spec.published is None
     assert get_entry("janus-pro-7b-vq").spec.checkpoint.filename == "janus-pro-7b/pytorch_model.bin.index.json"
+    assert get_entry("janus-1.3b-vq").spec.checkpoint.hub_repo == "deepseek-ai/Janus-1.3B"
 
 
 # ---------------------------------------------------------------- weights: where, and what is missing

@@ -517,3 +517,8 @@ register_release(Release(
     license="MIT (code); DeepSeek Model License (weights)",
     description=f"Janus-Pro-7B's image-generation VQ through transformers' JanusVQVAE: 16x16, 16384 codes x 8 "
                 f"dims; {JANUS_NOTE} (only the shard(s) holding it are needed)"))
+register_release(Release(
+    name="janus-1.3b-vq", family="janus", file="janus-1.3b/pytorch_model.bin", hub_repo="deepseek-ai/Janus-1.3B",
+    hub_filename="pytorch_model.bin", released=JANUS_CONFIG, license="MIT (code); DeepSeek Model License (weights)",
+    description=f"Janus-1.3B's image-generation VQ through transformers' JanusVQVAE: 16x16, 16384 codes x 8 dims; "
+                f"{JANUS_NOTE}"))
