@@ -147,6 +147,12 @@ def test_emu3_matches_emu3vqvae_for_images_and_videos(tmp_path):
     torch.testing.assert_close(tok.decode(enc_i)[:, :, 0], ref_image, rtol=0, atol=1e-5)
     with pytest.raises(BadInputError, match="multiple of 4"):
         tok.encode(video[:, :, :5])
+    # the fused attention kernel: same codes here, reconstruction equal to float rounding
+    fused = quiet_create("emu3-vq:attention=sdpa", checkpoint=str(path))
+    assert fused.describe()["attention"] == "sdpa" and tok.describe()["attention"] == "eager"
+    enc_f = fused.encode(video)
+    assert torch.equal(enc_f.indices, enc.indices)
+    torch.testing.assert_close(fused.decode(enc_f), ref_video, rtol=0, atol=1e-4)
 
 
 def test_emu3_portrait_video_keeps_every_token_row(tmp_path):
@@ -200,6 +206,8 @@ def test_janus_matches_janusvqvae(tmp_path):
     assert torch.equal(enc.bits, torch.full((2,), 6 * 6.0, dtype=torch.float64))
     with pytest.raises(BadInputError, match="index_rule"):
         quiet_create("janus-pro-1b-vq:index_rule=cosine", checkpoint=str(path))
+    with pytest.raises(BadInputError, match="attention must be eager"):
+        quiet_create("janus-pro-1b-vq:attention=sdpa", checkpoint=str(path))
 
 
 def test_janus_shards_read_only_what_holds_the_vq(tmp_path):

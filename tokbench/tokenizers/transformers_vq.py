@@ -25,6 +25,8 @@ Why these choices:
   Upstream picks the nearest code after l2-normalising latents and codebook; transformers' ``JanusVQVAE.encode``
   skips that normalisation (its decode keeps it), so its indices can differ. The default ``index_rule=l2`` is
   upstream's rule; ``index_rule=transformers`` reproduces the class's own ``encode``.
+* Emu3's attention runs transformers' eager path by default (upstream's plain softmax); ``attention=sdpa``
+  takes the fused kernel (float-rounding differences; far less memory at high resolutions on GPUs).
 * Rate: tokens x log2(codebook size) from the indices produced (Emu3: one token grid per 4 frames).
 """
 from __future__ import annotations
@@ -49,6 +51,7 @@ from tokbench.weights import WeightFile, hub_unreachable, register_weights, reso
 
 TRANSFORMERS_REQUIREMENT = "transformers>=5"  # the class APIs used here; tested with 5.25
 INDEX_RULES = ("l2", "transformers")
+ATTENTIONS = ("eager", "sdpa")
 
 
 # ---------------------------------------------------------------- key layouts
@@ -170,7 +173,7 @@ def import_transformers(name: str):
     return transformers
 
 
-def build_on_meta(family: str, config: dict, name: str = ""):
+def build_on_meta(family: str, config: dict, name: str = "", attention: str = "eager"):
     """The transformers model of ``config`` with meta tensors (filled by ``load_exact``)."""
     transformers = import_transformers(name or family)
     fam = FAMILIES[family]
@@ -179,7 +182,7 @@ def build_on_meta(family: str, config: dict, name: str = ""):
         raise TokbenchError(f"tokenizer {name or family} needs transformers.{fam.cls}, missing from transformers "
                             f"{transformers.__version__}; install {TRANSFORMERS_REQUIREMENT}")
     cfg = cfg_cls(**config)
-    cfg._attn_implementation = "eager"  # the reference math (upstream's own attention is a plain softmax)
+    cfg._attn_implementation = attention  # eager: upstream's plain softmax; sdpa: fused (Emu3 only uses it)
     with torch.device("meta"):
         model = cls(cfg)
     return model
@@ -453,7 +456,7 @@ class TransformersVQTokenizer(ModuleTokenizer):
 RELEASES_CONFIG_KEYS = {"emu3": tuple(EMU3_CONFIG), "janus": tuple(JANUS_CONFIG)}
 
 
-def load_release(spec: TokenizerSpec, path: Path, *, index_rule: str = "l2",
+def load_release(spec: TokenizerSpec, path: Path, *, index_rule: str = "l2", attention: str = "eager",
                  channels_last: Optional[bool] = None) -> TransformersVQTokenizer:
     from tokbench.models.checkpoint_keys import CheckpointMismatch, load_exact
 
@@ -463,6 +466,10 @@ def load_release(spec: TokenizerSpec, path: Path, *, index_rule: str = "l2",
                             f"not {index_rule!r}")
     if release.family == "emu3" and index_rule != "l2":
         raise BadInputError(f"tokenizer {spec.name}: index_rule applies to Janus only (Emu3 has one rule)")
+    if attention not in ATTENTIONS or (release.family == "janus" and attention != "eager"):
+        raise BadInputError(f"tokenizer {spec.name}: option attention must be eager"
+                            + (" or sdpa" if release.family == "emu3" else " (Janus' attention is its own)")
+                            + f", not {attention!r}")
     found = read_vq_tensors(release.family, path, spec.name, release.hub_repo)
     state, dropped = to_transformers(release.family, found.state, found.layout)
     try:
@@ -470,11 +477,11 @@ def load_release(spec: TokenizerSpec, path: Path, *, index_rule: str = "l2",
     except KeyError as e:
         raise BadInputError(f"tokenizer {spec.name}: checkpoint {path} does not fit: no tensor {e.args[0]}") from None
     try:
-        model = load_exact(build_on_meta(release.family, config, spec.name), state)
+        model = load_exact(build_on_meta(release.family, config, spec.name, attention), state)
     except CheckpointMismatch as e:
         raise BadInputError(f"tokenizer {spec.name}: checkpoint {path} does not fit "
                             f"transformers.{FAMILIES[release.family].cls}: {e}") from None
-    notes = {"weights_layout": found.layout, "weights_prefix": found.prefix, "dropped_keys": dropped,
+    notes = {"attention": attention, "weights_layout": found.layout, "weights_prefix": found.prefix, "dropped_keys": dropped,
              "weights_files": [str(f) for f in found.files]}
     deviations = {k: (v, release.released[k]) for k, v in config.items() if release.released.get(k) != v}
     if deviations:
@@ -491,12 +498,12 @@ def load_release(spec: TokenizerSpec, path: Path, *, index_rule: str = "l2",
 
 
 def _factory(spec: TokenizerSpec, *, checkpoint: Optional[str] = None, index_rule: str = "l2",
-             channels_last: Optional[bool] = None) -> TransformersVQTokenizer:
+             attention: str = "eager", channels_last: Optional[bool] = None) -> TransformersVQTokenizer:
     if checkpoint is not None and Path(checkpoint).expanduser().is_dir():
         path = Path(checkpoint).expanduser()
     else:
         path = resolve(spec.checkpoint, explicit=checkpoint, what=spec.name)
-    return load_release(spec, path, index_rule=index_rule, channels_last=channels_last)
+    return load_release(spec, path, index_rule=index_rule, attention=attention, channels_last=channels_last)
 
 
 register_release(Release(
