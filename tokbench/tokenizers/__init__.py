@@ -8,6 +8,7 @@ from tokbench.tokenizers import (chameleon, llamagen, maskbit, open_magvit2, tam
                                  vavae)
 from tokbench.tokenizers import unitok  # noqa: F401,E402
 from tokbench.tokenizers import tokenflow  # noqa: F401,E402
+from tokbench.tokenizers import transformers_vq  # noqa: F401,E402
 
 __all__ = ["Encoded", "Tokenizer", "TokenizerSpec", "continuous_bits", "discrete_bits", "TOKENIZERS",
            "create_tokenizer", "list_tokenizers", "parse_tokenizer_arg", "register_tokenizer"]
