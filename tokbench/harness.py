@@ -54,7 +54,9 @@ def _round_up(x: int, m: int) -> int:
 
 
 def plan_image(h: int, w: int, size: Optional[int], spec: TokenizerSpec, resample: str = "lanczos") -> Geometry:
-    """Smart-padding geometry for one image at evaluation size ``size`` (None or native: no fit-resize)."""
+    """Smart-padding geometry for one image at evaluation size ``size`` (None or native: no fit-resize).
+    A tokenizer with a fixed ``input_size`` is fitted into that square whatever the evaluation size."""
+    size = spec.input_size or size
     if size is None or spec.native_resolution:
         fit_h, fit_w = h, w
         side_h, side_w = h, w
@@ -80,7 +82,10 @@ def scaled_side(long: int, short: int, target: int, rounding: str = "exact") -> 
 
 def plan_video(h: int, w: int, short_side: Optional[int], spec: TokenizerSpec, pad_multiple: int = 32,
                resample: str = "bilinear", rounding: str = "exact") -> Geometry:
-    """TokBench video geometry: short side to ``short_side`` (bilinear), pad to a multiple of 32."""
+    """TokBench video geometry: short side to ``short_side`` (bilinear), pad to a multiple of 32. A tokenizer
+    with a fixed ``input_size`` gets each frame fitted into that square instead, as images are."""
+    if spec.input_size:
+        return plan_image(h, w, spec.input_size, spec, resample)
     if short_side is None or spec.native_resolution:
         fit_h, fit_w = h, w
     elif h <= w:

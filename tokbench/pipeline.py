@@ -459,6 +459,9 @@ class Runner:
                 "video_rounding": self.protocol.rules.video_rounding,
                 "rate": "bpp = bits / pixels coded by the tokenizer (canvas incl. padding, all frames)",
                 "clip_frames": self.cfg.clip_frames or self.tokenizer.spec.default_clip_frames,
+                "fixed_input": (f"the tokenizer accepts {n}x{n} only: every image and frame fitted into {n}x{n} "
+                                "(keeping aspect, padded black) whatever the evaluation size, reconstructed, "
+                                "cropped and resized back" if (n := self.tokenizer.spec.input_size) else None),
             },
             "units": {"T-ACC": "fraction 0..1", "T-NED": "fraction 0..1", "F-Sim": "cosine",
                       "PSNR": "dB", "bpp": "bits per coded pixel"},

@@ -31,6 +31,7 @@ class TokenizerSpec:
     spatial_multiple: int = 1  # H and W must be multiples of this
     square_only: bool = False
     native_resolution: bool = False  # True: the harness skips the fit-resize (the identity upper bound)
+    input_size: Optional[int] = None  # the one square side accepted: the harness fits every frame into it
     latent_channels: Optional[int] = None
     codebook_size: Optional[int] = None
     latent_bits: Optional[int] = None  # bits per stored latent element of continuous tokenizers
