@@ -9,9 +9,6 @@ was measured outside the test suite (upstream needs accelerate/omegaconf and is 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -148,9 +145,10 @@ def test_full_size_models_have_upstreams_keys_and_shapes():
 # ---------------------------------------------------------------- loading
 
 
-@pytest.mark.parametrize("name,suffix", [("titok-l32", ".safetensors"), ("titok-bl64-vq8k", ".bin"),
-                                         ("titok-ll32-vae-c16", ".safetensors")])
-def test_upstream_layout_file_loads_through_checkpoint(name, suffix, tmp_path):
+@pytest.mark.parametrize("name,suffix,batch,frames", [("titok-l32", ".safetensors", 1, 2),
+                                                       ("titok-bl64-vq8k", ".bin", 2, 1),
+                                                       ("titok-ll32-vae-c16", ".safetensors", 2, 2)])
+def test_upstream_layout_file_loads_through_checkpoint(name, suffix, batch, frames, tmp_path):
     cfg = tiny(name)
     path = write_checkpoint(tmp_path / f"model{suffix}", cfg)
     with pytest.warns(UserWarning, match="not the released size"):
@@ -159,18 +157,21 @@ def test_upstream_layout_file_loads_through_checkpoint(name, suffix, tmp_path):
     state = random_state(cfg)
     for k, v in tok.model.state_dict().items():
         assert torch.equal(v, state[k]), k
-    x = _image(batch=2, frames=2)
+    x = _image(batch=batch, frames=frames)
     enc = tok.encode(x)
     y = tok.decode(enc)
     assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1 and y.std() > 0
     spec = tok.spec
     if spec.kind == "discrete":
-        assert enc.indices.shape == (2, 2, cfg.num_tokens) and enc.indices.max() < cfg.codebook_size
+        assert enc.indices.shape == (batch, frames, cfg.num_tokens) and enc.indices.max() < cfg.codebook_size
         assert enc.indices.unique().numel() > 4  # the codebook is really searched
-        assert enc.bits.tolist() == [2 * cfg.num_tokens * math.log2(cfg.codebook_size)] * 2
+        assert enc.bits.tolist() == [frames * cfg.num_tokens * math.log2(cfg.codebook_size)] * batch
+        # frames are independent images: the second frame alone gives the same tokens
+        assert torch.equal(tok.encode(x[:, :, -1:]).indices[:, 0], enc.indices[:, -1])
     else:
-        assert enc.latents.shape == (2, 16, 2, cfg.num_tokens)
-        assert enc.bits.tolist() == [2 * 16 * cfg.num_tokens * 32.0] * 2
+        assert enc.latents.shape == (batch, 16, frames, cfg.num_tokens)
+        assert enc.bits.tolist() == [frames * 16 * cfg.num_tokens * 32.0] * batch
+        torch.testing.assert_close(tok.encode(x[:, :, -1:]).latents[:, :, 0], enc.latents[:, :, -1])
     d = tok.describe()
     released = next(r for r in RELEASES if r.name.replace("_", "-") == name).config()
     assert d["size_deviations"]["encoder"] == [list(TINY_VIT), list(released.encoder)]
@@ -288,24 +289,25 @@ def test_harness_fits_every_size_into_the_fixed_square(tmp_path):
 
 
 def test_tokbench_run_end_to_end(tmp_path):
+    """``tokbench run`` (its in-process entry, tokbench.pipeline.run) on the image suite: the harness fits the
+    64 px evaluation into 256 x 256, the rate is 32 tokens x 12 bits over the 256 x 256 canvas."""
     from tiny_models import isolate_caches
+    from tokbench.pipeline import RunConfig, run
 
-    mp = pytest.MonkeyPatch()
-    isolate_caches(mp, tmp_path / "caches")
-    try:
-        ckpt = write_checkpoint(tmp_path / "model.safetensors", tiny("titok-l32"))
-        out = tmp_path / "out"
-        args = [sys.executable, "-m", "tokbench", "run", "--tokenizer", "titok-l32", "--checkpoint", str(ckpt),
-                "--suite", "text-face", "--limit", "2", "--resolution", "64", "--quiet", "--out", str(out),
-                "--name", "t", "--metrics", "psnr", "--allow-unbinned-resolution"]
-        r = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ), cwd=ROOT, timeout=600)
-    finally:
-        mp.undo()
-    assert r.returncode == 0, r.stderr[-3000:]
-    report = load_report(out / "t")
+    ckpt = write_checkpoint(tmp_path / "model.safetensors", tiny("titok-l32"))
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_caches(mp, tmp_path / "caches")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tiny file is not the released size
+            report = run(RunConfig(tokenizer="titok-l32", suite="text-face", checkpoint=str(ckpt), limit=2,
+                                   resolutions=[64], out=str(tmp_path / "out"), quiet=True, name="t",
+                                   metrics=["psnr"], allow_unbinned_resolution=True))
+    assert (tmp_path / "out" / "t" / "manifest.json").is_file()
+    report = load_report(tmp_path / "out" / "t")
     top = report.rows[report.rows.level == "image"]
-    assert len(top) >= 2 and np.isfinite(top["PSNR"].to_numpy(float)).all()
-    assert np.allclose(top["bpp"].to_numpy(float), 32 * 12 / 256 ** 2, rtol=1e-12)  # 32 tokens x 12 bits / 256^2
+    assert len(top) >= 2 and np.isfinite(top["PSNR"].to_numpy(float)).all() and (top["PSNR"] > 0).all()
+    assert np.allclose(top["bpp"].to_numpy(float), 32 * 12 / 256 ** 2, rtol=1e-12)
     man = report.manifest
     assert man["tokenizer"]["name"] == "titok-l32" and man["tokenizer"]["checkpoint_path"] == str(ckpt)
+    assert man["tokenizer"]["size_deviations"]["encoder"] == [list(TINY_VIT), [1024, 24, 16]]
     assert man["tokenizer"]["spec"]["input_size"] == 256 and "256x256 only" in man["harness"]["fixed_input"]

@@ -185,12 +185,23 @@ class Decoder(ViT):
         return self.conv_out(x)
 
 
-class Codebook(nn.Module):
-    """``nn.Embedding``-named codebook (``<name>.embedding.weight``)."""
+class Table(nn.Module):
+    """An uninitialised lookup table with ``nn.Embedding``'s parameter name (weights always come from a file)."""
 
     def __init__(self, size: int, dim: int):
         super().__init__()
-        self.embedding = nn.Embedding(size, dim)
+        self.weight = nn.Parameter(torch.empty(size, dim))
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return F.embedding(indices, self.weight)
+
+
+class Codebook(nn.Module):
+    """Codebook named as upstream's (``<name>.embedding.weight``)."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.embedding = Table(size, dim)
 
 
 class VectorQuantizer(Codebook):
