@@ -311,3 +311,12 @@ def test_tokbench_run_end_to_end(tmp_path):
     assert man["tokenizer"]["name"] == "titok-l32" and man["tokenizer"]["checkpoint_path"] == str(ckpt)
     assert man["tokenizer"]["size_deviations"]["encoder"] == [list(TINY_VIT), [1024, 24, 16]]
     assert man["tokenizer"]["spec"]["input_size"] == 256 and "256x256 only" in man["harness"]["fixed_input"]
+
+
+def test_leaderboard_factor_column_says_1d():
+    from tokbench.leaderboard.catalog import _factor
+
+    assert _factor(get_entry("titok-l32").spec.describe(), "image") == "1D"
+    assert _factor(get_entry("titok-bl64-vae-c16").spec.describe(), "image") == "1D"
+    assert _factor(get_entry("identity").spec.describe(), "image") == "-"
+    assert _factor(get_entry("maskbit-12bit").spec.describe(), "image") == "16x"
