@@ -177,7 +177,7 @@ class Decoder(ViT):
         queries = self.grid_rows(self.mask_token.expand(b, self.grid * self.grid, -1))
         x = self.transform(torch.cat([queries, tokens], dim=1))
         x = self.ln_post(x[:, 1:1 + self.grid * self.grid])
-        x = self.ffn(x.transpose(1, 2).reshape(b, self.width, self.grid, self.grid))
+        x = self.ffn(x.transpose(1, 2).reshape(b, self.width, self.grid, self.grid).contiguous())  # as upstream
         if self.legacy:
             return x
         g, p = self.grid, self.patch
