@@ -17,7 +17,6 @@ TokBench's "TiTok" row is ``tokenizer_titok_l32_imagenet`` (its ``titok_rec.py``
 """
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 from pathlib import Path

@@ -260,8 +260,8 @@ class PixelDecoder(nn.Module):
         deep = hid * mult[-1]
         self.conv_in = Conv2dSame(cfg.pixel_z, deep, 3)
         self.mid = nn.ModuleList(ResidualBlock(deep, deep) for _ in range(nrb))
-        self.up = nn.ModuleList(UpLevel(hid * (mult[i + 1] if i + 1 < len(mult) else mult[-1]), hid * mult[i], nrb, i > 0)
-                                for i in range(len(mult)))
+        inputs = tuple(mult[1:]) + (mult[-1],)  # level i reads level i+1's width (the deepest: its own)
+        self.up = nn.ModuleList(UpLevel(hid * inputs[i], hid * mult[i], nrb, i > 0) for i in range(len(mult)))
         self.norm_out = nn.GroupNorm(32, hid * mult[0], eps=1e-6)
         self.conv_out = Conv2dSame(hid * mult[0], 3, 3)
 
