@@ -146,6 +146,8 @@ def evaluator_set(manifest: dict, levels: Optional[set] = None) -> tuple[str, st
 
 def _factor(spec: dict, modality: str) -> str:
     sf, tf = int(spec.get("spatial_factor") or 1), int(spec.get("temporal_factor") or 1)
+    if (sf, tf) == (1, 1) and spec.get("kind") in ("discrete", "continuous"):
+        return "1D"  # a learned tokenizer without a spatial grid (TiTok), as TokBench's Factor column says
     if modality == "video":
         return f"{tf}x{sf}x{sf}" if (sf, tf) != (1, 1) else "-"
     return f"{sf}x" if sf > 1 else "-"

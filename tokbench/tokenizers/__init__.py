@@ -3,12 +3,12 @@ from tokbench.tokenizers.base import Encoded, Tokenizer, TokenizerSpec, continuo
 from tokbench.tokenizers.registry import (TOKENIZERS, create_tokenizer, list_tokenizers, parse_tokenizer_arg,
                                           register_tokenizer)
 
-from tokbench.tokenizers import codecs, cosmos, diffusers_vae, omni, video_codecs, vidtok  # noqa: F401,E402
-from tokbench.tokenizers import (chameleon, llamagen, maskbit, open_magvit2, taming, var,  # noqa: F401,E402
-                                 vavae)
-from tokbench.tokenizers import unitok  # noqa: F401,E402
-from tokbench.tokenizers import tokenflow  # noqa: F401,E402
-from tokbench.tokenizers import transformers_vq  # noqa: F401,E402
+# codecs and adapters over kept packages' classes
+from tokbench.tokenizers import (codecs, cosmos, diffusers_vae, transformers_vq, video_codecs,  # noqa: F401,E402
+                                 vidtok)
+# own re-implementations
+from tokbench.tokenizers import (chameleon, llamagen, maskbit, omni, open_magvit2, taming, titok,  # noqa: F401,E402
+                                 tokenflow, unitok, var, vavae)
 
 __all__ = ["Encoded", "Tokenizer", "TokenizerSpec", "continuous_bits", "discrete_bits", "TOKENIZERS",
            "create_tokenizer", "list_tokenizers", "parse_tokenizer_arg", "register_tokenizer"]
