@@ -22,8 +22,8 @@ on the manifest's run wall time; CPU seconds of all processes; peak RSS of the l
 rank's busy time (load balance); whether B's rows equal A's. Before the runs, the tokenizer alone in one
 vs two concurrent 1-thread processes gives the machine's own ceiling at that moment (other load, memory
 bandwidth), so the pipeline's share of any shortfall can be told apart from the machine's.
-rapidocr's onnxruntime session takes torch's thread count (1 per rank here; onnxruntime itself ignores
-OMP_NUM_THREADS).
+rapidocr runs single-threaded onnxruntime calls, as many at once as torch has threads (1 per rank here;
+onnxruntime itself ignores OMP_NUM_THREADS).
 The machine may be shared: the load average is printed at every step.
 """
 from __future__ import annotations

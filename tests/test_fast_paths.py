@@ -21,7 +21,9 @@ def test_rows_equal_with_the_reference_paths(tmp_path, monkeypatch):
     from tokbench.evaluators import dlib_backend
     from tokbench.metrics import pixel
 
-    cfg = dict(tokenizer="jpeg:quality=40", suite="text-face", resolutions=[256], limit=2,
+    # one item each: 22 faces (split between the 2 workers) and 34 words; the 164-word second text item and
+    # a second 27-face photo only repeated the same paths
+    cfg = dict(tokenizer="jpeg:quality=40", suite="text-face", resolutions=[256], limit=1,
                datasets=["face-composed", "text-real"], metrics=["text", "face", "psnr", "ssim"], quiet=True)
     monkeypatch.setattr(dlib_backend, "default_workers", lambda: 2)
     new = run(RunConfig(**cfg, out=str(tmp_path / "new"), cache_dir=str(tmp_path / "c-new"), name="r"))

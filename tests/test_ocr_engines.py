@@ -107,19 +107,26 @@ def test_rapidocr_batching_matches_single_crops(rapidocr):
 
 
 def test_rapidocr_cpu_session_follows_torch_threads_and_matches_rapidocr(rapidocr):
-    """Our session (torch's thread count, no spin-wait) reads exactly what rapidocr's public call reads."""
+    """Our session (single-threaded runs, as many at once as torch has threads; no spin-wait) reads exactly
+    what rapidocr's public call reads, with batches run one at a time or concurrently."""
     import cv2
     import torch
     from rapidocr import RapidOCR
 
     options = rapidocr._rec.session.session.get_session_options()
-    assert options.intra_op_num_threads == torch.get_num_threads()
+    assert options.intra_op_num_threads == 1 and rapidocr.concurrent_runs == torch.get_num_threads()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0" and options.enable_cpu_mem_arena
     public = RapidOCR(params={"Global.log_level": "error"})
     crops = [render(w) for w in WORDS[:8]] + [degrade(render(w), 3, 20) for w in WORDS[8:12]]
     theirs = [public(cv2.cvtColor(c, cv2.COLOR_RGB2BGR), use_det=False, use_cls=False, use_rec=True).txts[0]
               for c in crops]
     assert rapidocr.recognize(crops) == theirs and theirs[:8] == WORDS[:8]
+    runs = rapidocr.concurrent_runs
+    try:
+        for rapidocr.concurrent_runs in (1, 3):  # 12 crops: 3 batches of 4
+            assert rapidocr.recognize(crops) == theirs
+    finally:
+        rapidocr.concurrent_runs = runs
 
 
 def test_engine_rejects_bad_crops(rapidocr):

@@ -108,3 +108,26 @@ def test_separable_ssim_equals_torchmetrics_float64(monkeypatch, shape):
     full = pixel.ssim_map(a[0], b[0])  # the map itself, pixel by pixel, for a whole image
     assert full.shape == (3, a.shape[1], a.shape[2])
     assert full.mean() == pytest.approx(ref, abs=1e-6)
+
+
+def test_psnr_equals_torchmetrics_float64_state_exactly():
+    """The exact integer error sum gives torchmetrics' float64-state PeakSignalNoiseRatio bit for bit
+    (per frame and pooled over a clip), including the capped identical case."""
+    from tokbench.metrics import pixel
+
+    rng = np.random.default_rng(3)
+    for t, h, w, amp in [(1, 301, 200, 30), (3, 64, 97, 2), (2, 23, 5, 255), (1, 16, 16, 0)]:
+        a = rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-amp, amp + 1, a.shape), 0, 255).astype(np.uint8)
+        to = lambda x: torch.tensor(x, dtype=torch.float64).permute(0, 3, 1, 2)  # noqa: E731
+        pooled = PeakSignalNoiseRatio(data_range=255.0)
+        pooled.set_dtype(torch.float64)
+        per = []
+        for k in range(t):
+            m = PeakSignalNoiseRatio(data_range=255.0)
+            m.set_dtype(torch.float64)
+            m.update(to(b[k:k + 1]), to(a[k:k + 1]))
+            pooled.update(to(b[k:k + 1]), to(a[k:k + 1]))
+            per.append(min(float(m.compute()), PSNR_CAP_DB))
+        assert pixel.psnr_per_frame(a, b).tolist() == per
+        assert pixel.psnr_pooled(a, b) == min(float(pooled.compute()), PSNR_CAP_DB)

@@ -9,6 +9,14 @@ Python API (the CLI is a thin layer over it)::
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+# torch's OpenMP threads (libgomp) spin-wait after every parallel op by default. Between the many small torch
+# ops of a run (PSNR strips, harness conversions) they burnt the cores that onnxruntime, scipy and the dlib
+# workers wanted: PSNR took 6.7x the CPU time, the harness 2.8x (2-core machine). libgomp reads this once,
+# when torch loads it, so it is set before anything imports torch; a value the user set wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from tokbench.errors import BadInputError, MissingWeightsError, TokbenchError  # noqa: E402
 from tokbench.tokenizers.registry import create_tokenizer, list_tokenizers, register_tokenizer  # noqa: E402
 from tokbench.suites import get_suite, list_suites  # noqa: E402
