@@ -115,6 +115,7 @@ def test_list_and_missing_file(capsys):
     rows = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
     assert sorted(rows) == sorted(NAMES)
     assert out.count(" missing ") == 9 and "titok/tokenizer_titok_sl256_vq8k_imagenet.safetensors" in out
+    assert out.count(" 1D (256px in) ") == 9  # no spatial grid; the one input side the harness fits into
     with pytest.raises(MissingWeightsError) as err:
         create_tokenizer("titok-bl128-vae-c16")
     message = str(err.value)

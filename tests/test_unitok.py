@@ -237,5 +237,6 @@ def test_cli_run_and_list(tmp_path, monkeypatch, capsys):
     assert main(["list", "--family", "unitok"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("unitok")]
     assert len(rows) == 1 and " UniTok " in rows[0] and "missing" in rows[0]
+    assert " 8 x codebook 4096 " in rows[0]  # the latent column counts the codebooks
     assert rows[0].rstrip().endswith(str(Path(os.environ["TOKBENCH_CACHE"]) / "weights" / "unitok" /
                                          "unitok_tokenizer.pth"))

@@ -32,12 +32,16 @@ def cmd_list(args) -> int:
             continue
         frame_rule = (f"1+{s.temporal_factor}k" if s.causal_first_frame else
                       (f"{s.temporal_factor}k" if s.temporal_factor > 1 else "any"))
-        size = (f"codebook {s.codebook_size}" if s.codebook_size else
-                (f"{s.latent_channels} ch" if s.latent_channels else ""))
+        size = ((f"{s.codebooks} x " if s.codebooks > 1 else "") + f"codebook {s.codebook_size}" if s.codebook_size
+                else (f"{s.latent_channels} ch" if s.latent_channels else ""))
+        factor = ("1D" if (s.spatial_factor, s.temporal_factor) == (1, 1) and s.kind in ("discrete", "continuous")
+                  else f"{s.temporal_factor}x{s.spatial_factor}x{s.spatial_factor}")
+        if s.input_size:
+            factor += f" ({s.input_size}px in)"
         status = weights_status(entry)
         rows.append({"name": name, "family": s.family, "kind": s.kind, "modalities": "+".join(sorted(s.modalities)),
                      "range": f"[{s.input_range[0]:g},{s.input_range[1]:g}]",
-                     "factor": f"{s.temporal_factor}x{s.spatial_factor}x{s.spatial_factor}", "frames": frame_rule,
+                     "factor": factor, "frames": frame_rule,
                      "latent": size, "published": s.published or "", "weights": status["weights"],
                      "path": status["path"]})
     if families and not rows:

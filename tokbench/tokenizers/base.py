@@ -34,6 +34,7 @@ class TokenizerSpec:
     input_size: Optional[int] = None  # the one square side accepted: the harness fits every frame into it
     latent_channels: Optional[int] = None
     codebook_size: Optional[int] = None
+    codebooks: int = 1  # independent codebooks per token position (UniTok: 8); each index is counted in the rate
     latent_bits: Optional[int] = None  # bits per stored latent element of continuous tokenizers
     default_clip_frames: Optional[int] = None  # frames per clip for video; None: whole video at once
     checkpoint: Optional[WeightFile] = None

@@ -38,7 +38,8 @@ WEIGHTS = register_weights(WeightFile(
 
 SPEC = TokenizerSpec(
     name="unitok", family="unitok", kind="discrete", input_range=(-1.0, 1.0), spatial_factor=16,
-    spatial_multiple=16, square_only=True, latent_channels=64, codebook_size=4096, checkpoint=WEIGHTS,
+    spatial_multiple=16, square_only=True, latent_channels=64, codebook_size=4096, codebooks=8,
+    checkpoint=WEIGHTS,
     license=LICENSE, aliases=("unitok-tokenizer", "unitok-large"), published="UniTok",
     description="UniTok-Large multi-codebook VQ, f16, 8 codebooks x 4096 codes per token position "
                 "(rate 8 x 12 bits per position); square inputs, multiple of 16; upstream's resize-288 + "
