@@ -80,14 +80,48 @@ SSIM_C1 = (0.01 * 255.0) ** 2
 SSIM_C2 = (0.03 * 255.0) ** 2
 
 
-def _blur(x: np.ndarray) -> np.ndarray:
-    """(L, H, W) float64 blurred along W then H with the SSIM window, borders reflected without repeating
-    the edge (torch's "reflect", as torchmetrics pads; scipy calls it "mirror"). scipy.ndimage runs one
-    thread and no BLAS: numpy's multi-threaded BLAS spun on a busy 2-core machine (12x the CPU time)."""
+def _blur_columns_first(planes: np.ndarray) -> np.ndarray:
+    """(L, H, W) float64 planes blurred in place along W, then along H; returned as (L, W, H) (C-contiguous).
+
+    Borders reflect without repeating the edge (torch's "reflect", as torchmetrics pads; scipy's "mirror").
+    The H pass runs on a transposed copy: scipy filters the last axis from contiguous lines and a strided
+    axis -2 pass cost ~3x as much; each output is the same sum, so the values are identical. scipy.ndimage
+    runs one thread and no BLAS: numpy's multi-threaded BLAS spun on a busy 2-core machine (12x the CPU time)."""
     from scipy import ndimage
 
-    out = ndimage.correlate1d(x, SSIM_WINDOW, axis=-1, mode="mirror")
-    return ndimage.correlate1d(out, SSIM_WINDOW, axis=-2, mode="mirror", output=out)
+    ndimage.correlate1d(planes, SSIM_WINDOW, axis=-1, mode="mirror", output=planes)
+    columns = np.ascontiguousarray(planes.transpose(0, 2, 1))
+    return ndimage.correlate1d(columns, SSIM_WINDOW, axis=-1, mode="mirror", output=columns)
+
+
+def _ssim_map_transposed(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    """(3, W, H) SSIM map (see ``ssim_map``), computed in the blur's transposed layout with in-place steps
+    (fresh temporaries cost page faults); the same operations on the same values as the formula reads."""
+    height, width = original.shape[:2]
+    moments = np.empty((4, 3, height, width))
+    moments[0] = reconstruction.transpose(2, 0, 1)  # x: torchmetrics' preds
+    moments[1] = original.transpose(2, 0, 1)  # y: and target
+    np.multiply(moments[0], moments[0], out=moments[2])
+    moments[2] += moments[1] * moments[1]
+    np.multiply(moments[0], moments[1], out=moments[3])
+    blurred = _blur_columns_first(moments.reshape(12, height, width)).reshape(4, 3, width, height)
+    mu_x, mu_y, sq, xy = blurred
+    mu_xy = mu_x * mu_y
+    mu_sq = mu_x * mu_x
+    mu_sq += np.multiply(mu_y, mu_y, out=mu_x)
+    variances = np.maximum(np.subtract(sq, mu_sq, out=sq), 0.0, out=sq)  # var_x + var_y, clamped as a sum
+    covariance_term = np.subtract(xy, mu_xy, out=xy)
+    covariance_term *= 2
+    covariance_term += SSIM_C2
+    numerator = mu_xy
+    numerator *= 2
+    numerator += SSIM_C1
+    numerator *= covariance_term
+    mu_sq += SSIM_C1
+    variances += SSIM_C2
+    mu_sq *= variances
+    numerator /= mu_sq
+    return numerator
 
 
 def ssim_map(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
@@ -95,20 +129,7 @@ def ssim_map(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
     structural_similarity_index_measure map (Gaussian window, reflect-padded borders, full-size map), computed
     with separable float64 blurs. The two variances are clamped at zero as a sum rather than one by one;
     in float64 they differ from that only by rounding (~1e-12)."""
-    x = reconstruction.transpose(2, 0, 1).astype(np.float64)  # torchmetrics' preds
-    y = original.transpose(2, 0, 1).astype(np.float64)  # and target
-    moments = np.empty((4, *x.shape))
-    moments[0], moments[1] = x, y
-    np.multiply(x, x, out=moments[2])
-    moments[2] += y * y
-    np.multiply(x, y, out=moments[3])
-    mu_x, mu_y, sq, xy = _blur(moments.reshape(-1, *x.shape[1:])).reshape(moments.shape)
-    mu_xy = mu_x * mu_y
-    mu_sq = mu_x * mu_x
-    mu_sq += mu_y * mu_y
-    variances = np.maximum(sq - mu_sq, 0.0)
-    numerator = (2 * mu_xy + SSIM_C1) * (2 * (xy - mu_xy) + SSIM_C2)
-    return numerator / ((mu_sq + SSIM_C1) * (variances + SSIM_C2))
+    return _ssim_map_transposed(original, reconstruction).transpose(0, 2, 1)
 
 
 def ssim_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
@@ -121,7 +142,8 @@ def ssim_per_frame(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarr
         total = 0.0
         for a, b in _strips(height, width, SSIM_HALO):
             lo, hi = max(a - SSIM_HALO, 0), min(b + SSIM_HALO, height)
-            total += float(ssim_map(o[lo:hi], r[lo:hi])[:, a - lo:b - lo].sum())
+            strip = ssim_map(o[lo:hi], r[lo:hi])[:, a - lo:b - lo]
+            total += float(np.ascontiguousarray(strip).sum())  # summed in row order, as the map reads
         vals[t] = total / (3 * height * width)
     return vals
 
