@@ -131,8 +131,11 @@ def test_app_in_headless_chromium(demo, tmp_path):
 
         cells = check_reports(a, b, ["T-ACC", "T-NED", "F-Sim", "PSNR", "SSIM"]).cells
         mean = next(c for c in cells if c.metric.column == "T-ACC" and c.bin == "Mean")
-        grid = grid_text(driver)
-        assert js_number(round(mean.diff, 3)) in grid and js_number(round(mean.ci_low, 3)) in grid
+        want = (js_number(round(mean.diff, 3)), js_number(round(mean.ci_low, 3)))
+        # the grid fills after the page text: wait for its cells rather than read it once
+        grid = wait_for(driver, lambda d: (lambda g: g if all(t in g for t in want) else None)(grid_text(d)),
+                        what=f"comparison grid with {want}")
+        assert all(t in grid for t in want)
         wait_for(driver, lambda d: loaded_images(d, min_width=8) >= 3, what="original, A and B crops")
         save_full_page(driver, tmp_path / "compare.png")
         assert "Traceback" not in page_text(driver)
