@@ -194,7 +194,8 @@ def _read_affine(r: _Reader, spec: LayerSpec, channels: int, where: str) -> Laye
         # dlib's affine_(bn_) conversion, in float32 as dlib computes it: g / sqrt(var + eps), b - g' * mean
         for name in ("means", "invstds"):
             r.tensor(f"{where} bn {name}")
-        means, variances = r.tensor(f"{where} bn running_means").ravel(), r.tensor(f"{where} bn running_variances").ravel()
+        means = r.tensor(f"{where} bn running_means").ravel()
+        variances = r.tensor(f"{where} bn running_variances").ravel()
         _expect(means.size == variances.size == channels, f"{where}: bn running statistics of size "
                                                            f"{means.size}/{variances.size}, expected {channels}")
         r.int(f"{where} bn num_updates"), r.int(f"{where} bn running_stats_window_size")
