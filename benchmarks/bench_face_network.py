@@ -1,12 +1,16 @@
 """dlib's face-recognition network run by dlib (1 and 2 worker processes) vs its torch port (in-process,
 ``network="torch"``) on the same faces: the embedded face-real + face-composed originals, chips cut by dlib.
 
-    python benchmarks/bench_face_network.py [--data-cache DIR] [--quality 50] [--threads N]
+    python benchmarks/bench_face_network.py [--data-cache DIR] [--quality 50] [--threads N] [--pipeline]
 
 Prints per mode: faces/s (wall) and CPU seconds per face (this process plus the dlib worker processes, read
 from /proc; chip cutting included in every mode), the CPU ratio against dlib in-process; then the largest
 descriptor difference torch vs dlib, and on JPEG reconstructions of every image (quality ``--quality``) the
 largest difference of the face metric's F-Sim (cosine) and F-L2 and the number of changed ID-kept decisions.
+``--pipeline`` adds the face part of the README's main job (``jpeg`` on face-real + face-composed at
+256/512/1024, metric ``face`` only, fresh result cache) run twice in child processes, dlib's network (its
+default 2 workers, the previous default) and the torch port: CPU seconds of each (workers included) and how
+far their rows differ.
 """
 from __future__ import annotations
 
@@ -91,11 +95,60 @@ def compare_networks(quality: int = 50) -> list[str]:
     return lines
 
 
+_PIPELINE_CHILD = """
+import sys
+import tokbench
+from tokbench.evaluators import dlib_backend
+dlib_backend.DEFAULT_NETWORK = sys.argv[1]
+from tokbench.pipeline import RunConfig, run
+run(RunConfig(tokenizer="jpeg", suite="text-face", resolutions=[256, 512, 1024], metrics=["face"], quiet=True,
+              datasets=["face-real", "face-composed"], out=sys.argv[2], cache_dir=sys.argv[3], name="r"))
+"""
+
+
+def compare_in_pipeline() -> list[str]:
+    """The face part of the main job with each network, in child processes (CPU from RUSAGE_CHILDREN; its
+    peak RSS is that of the largest child so far, the run process: dlib's workers are extra processes)."""
+    import resource
+    import shutil
+    import subprocess
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+
+    tmp = Path(tempfile.mkdtemp(prefix="tokbench-bench-face-pipeline-"))
+    rows, cpu, lines = {}, {}, []
+    try:
+        for network in ("dlib", "torch"):
+            r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+            cmd = [sys.executable, "-c", _PIPELINE_CHILD, network, str(tmp / network), str(tmp / f"c-{network}")]
+            subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[network] = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+            rows[network] = pd.read_parquet(tmp / network / "r" / "rows.parquet")
+            lines.append(f"  network {network:5s}: {cpu[network]:6.1f} CPU s (run process + dlib workers), "
+                         f"{time.perf_counter() - t0:6.1f} s wall, {len(rows[network])} rows; peak RSS of the largest "
+                         f"process so far {r1.ru_maxrss / 1024:.0f} MiB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    a, b = rows["dlib"], rows["torch"]
+    face = (a["level"] == "face").to_numpy()
+    same_rest = a.drop(columns=["F-Sim", "F-L2"]).equals(b.drop(columns=["F-Sim", "F-L2"]))
+    lines.append(f"  CPU torch / dlib: {cpu['torch'] / cpu['dlib']:.3f} ({cpu['dlib'] - cpu['torch']:.1f} CPU s saved);"
+                 f" {int(face.sum())} face rows: max |F-Sim diff| "
+                 f"{np.abs(a['F-Sim'].to_numpy()[face] - b['F-Sim'].to_numpy()[face]).max():.2e}, max |F-L2 diff| "
+                 f"{np.abs(a['F-L2'].to_numpy()[face] - b['F-L2'].to_numpy()[face]).max():.2e}; every other column "
+                 f"(ID-kept included) identical: {same_rest}")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-cache", type=Path, help="embedded datasets built already (else the default cache)")
     ap.add_argument("--quality", type=int, default=50)
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
+    ap.add_argument("--pipeline", action="store_true", help="also the face part of the main job, both networks")
     args = ap.parse_args()
     if args.data_cache:
         os.environ["TOKBENCH_DATA_CACHE"] = str(args.data_cache)
@@ -107,6 +160,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"bench_face_network: load average {os.getloadavg()[0]:.1f}")
     print("\n".join(compare_networks(args.quality)))
+    if args.pipeline:
+        print("face part of the main job (jpeg, face-real + face-composed, 256/512/1024, metric face):")
+        print("\n".join(compare_in_pipeline()))
     print(f"end: load average {os.getloadavg()[0]:.1f}")
 
 
