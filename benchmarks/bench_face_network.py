@@ -96,20 +96,24 @@ def compare_networks(quality: int = 50) -> list[str]:
 
 
 _PIPELINE_CHILD = """
-import sys
+import gc, json, resource, sys
 import tokbench
 from tokbench.evaluators import dlib_backend
 dlib_backend.DEFAULT_NETWORK = sys.argv[1]
 from tokbench.pipeline import RunConfig, run
 run(RunConfig(tokenizer="jpeg", suite="text-face", resolutions=[256, 512, 1024], metrics=["face"], quiet=True,
               datasets=["face-real", "face-composed"], out=sys.argv[2], cache_dir=sys.argv[3], name="r"))
+gc.collect()  # the backend's close(): dlib's workers are waited for, so their CPU counts below
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+json.dump({"cpu": me.ru_utime + me.ru_stime, "workers_cpu": kids.ru_utime + kids.ru_stime,
+           "peak_rss_mib": me.ru_maxrss / 1024}, sys.stdout)
 """
 
 
 def compare_in_pipeline() -> list[str]:
-    """The face part of the main job with each network, in child processes (CPU from RUSAGE_CHILDREN; its
-    peak RSS is that of the largest child so far, the run process: dlib's workers are extra processes)."""
-    import resource
+    """The face part of the main job with each network, each run in a child process that reports its own
+    CPU and peak RSS and its dlib workers' CPU."""
+    import json
     import shutil
     import subprocess
     import tempfile
@@ -121,15 +125,15 @@ def compare_in_pipeline() -> list[str]:
     rows, cpu, lines = {}, {}, []
     try:
         for network in ("dlib", "torch"):
-            r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+            t0 = time.perf_counter()
             cmd = [sys.executable, "-c", _PIPELINE_CHILD, network, str(tmp / network), str(tmp / f"c-{network}")]
-            subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu[network] = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+            done = subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+            usage = json.loads(done.stdout.decode().strip().splitlines()[-1])
+            cpu[network] = usage["cpu"] + usage["workers_cpu"]
             rows[network] = pd.read_parquet(tmp / network / "r" / "rows.parquet")
-            lines.append(f"  network {network:5s}: {cpu[network]:6.1f} CPU s (run process + dlib workers), "
-                         f"{time.perf_counter() - t0:6.1f} s wall, {len(rows[network])} rows; peak RSS of the largest "
-                         f"process so far {r1.ru_maxrss / 1024:.0f} MiB")
+            lines.append(f"  network {network:5s}: {cpu[network]:6.1f} CPU s (run process {usage['cpu']:.1f} + dlib "
+                         f"workers {usage['workers_cpu']:.1f}), {time.perf_counter() - t0:6.1f} s wall, "
+                         f"{len(rows[network])} rows; peak RSS run process {usage['peak_rss_mib']:.0f} MiB")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     a, b = rows["dlib"], rows["torch"]
