@@ -172,8 +172,7 @@ def _read_con(r: _Reader, spec: LayerSpec, in_channels: int, where: str) -> Laye
             f"{where}: con filters {fshape}, expected {(filters, in_channels, nr, nc)}")
     _expect(not use_relu, f"{where}: con with a fused relu is not part of this architecture")
     nb = filters if use_bias else 0
-    _expect(bshape == ((1, filters, 1, 1) if use_bias else (0, 0, 0, 0)) or (not use_bias and math.prod(bshape) == 0),
-            f"{where}: con biases {bshape}")
+    _expect(bshape == (1, filters, 1, 1) if use_bias else math.prod(bshape) == 0, f"{where}: con biases {bshape}")
     flat = params.ravel()
     _expect(flat.size == math.prod(fshape) + nb, f"{where}: con has {flat.size} parameters, expected "
                                                  f"{math.prod(fshape) + nb}")
@@ -279,9 +278,17 @@ class DlibNetwork:
         return sum(int(a.size) for layer in self.layers for a in (layer.weight, layer.bias) if a is not None)
 
 
-def parse(data: bytes, specs: list[LayerSpec] | None = None) -> DlibNetwork:
-    """Parse ``data`` against ``specs`` (default: the face-recognition ResNet). Raises ``_Corrupt``."""
-    specs = specs or architecture()
+def parse(data: bytes, source: str = "<bytes>", specs: list[LayerSpec] | None = None) -> DlibNetwork:
+    """Parse ``data`` against ``specs`` (default: the face-recognition ResNet); anything else is one
+    BadInputError naming ``source``."""
+    try:
+        return _parse(data, specs or architecture())
+    except _Corrupt as e:
+        raise BadInputError(f"{source}: not dlib's face-recognition ResNet (dlib_face_recognition_resnet_model_v1 "
+                            f"layout): {e}") from None
+
+
+def _parse(data: bytes, specs: list[LayerSpec]) -> DlibNetwork:
     _expect(specs[0].kind == "input" and specs[1].kind == "con" and specs[-1].kind == "loss",
             "architecture must run input, con ... loss")
     r = _Reader(data)
@@ -346,8 +353,4 @@ def load(path: str | Path) -> DlibNetwork:
         data = path.read_bytes()
     except OSError as e:
         raise BadInputError(f"{path}: cannot read dlib network file ({e.strerror})") from None
-    try:
-        return parse(data)
-    except _Corrupt as e:
-        raise BadInputError(f"{path}: not dlib's face-recognition ResNet (dlib_face_recognition_resnet_model_v1 "
-                            f"layout): {e}") from None
+    return parse(data, str(path))
