@@ -13,7 +13,7 @@ from skimage import data
 from tokbench.data.items import Face, Item
 from tokbench.data.samples import package_dir
 from tokbench.errors import BadInputError
-from tokbench.evaluators.dlib_backend import RESNET_FILE, DlibEmbedder, face_recognition_models_dir
+from tokbench.evaluators.dlib_backend import RESNET_FILE, TORCH_BATCH, DlibEmbedder, face_recognition_models_dir
 from tokbench.metrics.base import Sample
 from tokbench.metrics.face import FaceIdentity
 
@@ -115,6 +115,10 @@ def test_face_metric_rows_agree_between_the_networks(people, backends):
     assert torch_backend.describe()["network"] == "torch" and dlib_backend.describe()["network"] == "dlib"
     assert "network in torch" in torch_backend.version and torch_backend.version != dlib_backend.version
     assert not FaceIdentity(torch_backend).runs_in_workers  # in-process: nothing to wait for in a side thread
+    # a crowded image goes through in batches of TORCH_BATCH, rows in face order
+    crowd = [kps + 0.5 * i for i in range(TORCH_BATCH + 4)]
+    whole = torch_backend._torch.descriptors([torch_backend.chip(image, k) for k in crowd])
+    assert np.abs(torch_backend.embed(image, [as_face(k) for k in crowd]) - whole).max() < 1e-6
     with pytest.raises(BadInputError, match="workers applies to network='dlib'"):
         DlibEmbedder(network="torch", workers=2)
     with pytest.raises(BadInputError, match="network must be one of torch, dlib"):

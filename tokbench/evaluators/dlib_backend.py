@@ -59,7 +59,7 @@ while True:
 
 NETWORKS = ("torch", "dlib")
 DEFAULT_NETWORK = "torch"
-TORCH_BATCH = 32  # chips per torch forward pass (bounds activation memory on crowded images)
+TORCH_BATCH = 16  # chips per torch forward pass, as dlib batches them; bounds activation memory on crowded images
 
 
 @functools.lru_cache(maxsize=2)
