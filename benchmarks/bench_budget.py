@@ -1,7 +1,8 @@
 """Issue 18's budget, from one invocation: peak RSS and CPU seconds per item of the README's main job
 (`tokbench run --tokenizer jpeg --suite text-face`, 3 resolutions, fresh cache, dataset build included)
 for this checkout and, side by side, for a baseline checkout (the commit before the change); whether their
-rows agree; SSIM's CPU time against torchmetrics' whole-image call; dlib faces/s with 1 and 2 workers.
+rows agree; SSIM's CPU time against torchmetrics' whole-image call; dlib's face network: faces/s and CPU
+per face with dlib (1 and 2 workers) and with the torch port (the default), descriptor differences.
 
     python benchmarks/bench_budget.py [--baseline /path/to/old/checkout] [--same-rows /path/to/prev/checkout]
                                       [--limit N] [--skip-job] [--data-cache DIR]
@@ -191,27 +192,10 @@ def ssim_speed(dataset_cache: Path, n: int) -> list[str]:
 
 
 def face_speed(dataset_cache: Path) -> list[str]:
-    import numpy as np
+    """dlib's network by dlib (1, 2 workers) and by torch on the face originals (bench_face_network.py)."""
+    from bench_face_network import compare_networks
 
-    import tokbench.data.embedded  # noqa: F401  (registers the embedded datasets)
-    from tokbench.data.dataset import get_dataset
-    from tokbench.evaluators.dlib_backend import DlibEmbedder
-
-    items = [it for name in ("face-real", "face-composed") for it in get_dataset(name).items if it.faces]
-    images = [(it, it.load()[0]) for it in items]
-    faces = sum(len(it.faces) for it, _ in images)
-    lines, out = [], {}
-    for workers in (1, 2):
-        backend = DlibEmbedder(workers=workers)
-        backend.embed(images[0][1], images[0][0].faces[:2], "warm-up")  # start the workers, load the model
-        t, c = time.perf_counter(), time.process_time()
-        out[workers] = np.concatenate([backend.embed(im, it.faces, it.id) for it, im in images])
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        backend.close()
-        lines.append(f"  {workers} worker(s): {faces / wall:6.1f} faces/s wall ({faces} faces in {len(images)}"
-                     f" images, {wall:.1f} s; this process's CPU {cpu:.1f} s)")
-    lines.append(f"  descriptors identical with 1 and 2 workers: {bool(np.array_equal(out[1], out[2]))}")
-    return lines
+    return compare_networks()
 
 
 def main() -> None:
@@ -270,7 +254,7 @@ def main() -> None:
     os.environ["TOKBENCH_DATA_CACHE"] = str(dataset_cache)
     print("\n== SSIM at original resolution")
     print("\n".join(ssim_speed(dataset_cache, args.ssim_images)))
-    print("\n== dlib face embedding (face-real + face-composed originals)")
+    print("\n== dlib face network: dlib's forward pass vs the torch port (face-real + face-composed originals)")
     print("\n".join(face_speed(dataset_cache)))
     print(f"end: {load_average()}")
 

@@ -169,7 +169,7 @@ def test_two_workers_give_the_same_descriptors_as_one(astronaut):
 
     image, kps = astronaut
     faces = (as_face(kps), as_face(kps + 3.0), as_face(kps * 0.9 + 10.0))
-    one, two = DlibEmbedder(workers=1), DlibEmbedder(workers=2)
+    one, two = DlibEmbedder(workers=1, network="dlib"), DlibEmbedder(workers=2, network="dlib")
     try:
         assert not FaceIdentity(one).runs_in_workers and FaceIdentity(two).runs_in_workers
         for fs in (faces[:1], faces):

@@ -25,6 +25,7 @@ def test_rows_equal_with_the_reference_paths(tmp_path, monkeypatch):
     # a second 27-face photo only repeated the same paths
     cfg = dict(tokenizer="jpeg:quality=40", suite="text-face", resolutions=[256], limit=1,
                datasets=["face-composed", "text-real"], metrics=["text", "face", "psnr", "ssim"], quiet=True)
+    monkeypatch.setattr(dlib_backend, "DEFAULT_NETWORK", "dlib")  # dlib's own network: its worker path
     monkeypatch.setattr(dlib_backend, "default_workers", lambda: 2)
     new = run(RunConfig(**cfg, out=str(tmp_path / "new"), cache_dir=str(tmp_path / "c-new"), name="r"))
     assert new.manifest["metrics"]["face"] and not new.manifest["unavailable"]

@@ -4,16 +4,22 @@
 standard rule: two descriptors are the same person when their L2 distance is below 0.6 (dlib's
 face_recognition_model_v1 documentation; 99.38% on LFW). Cosine similarity is reported for parity with
 TokBench's F-Sim, but dlib descriptors are not zero-centred, so cosine stays high even across people.
+
+Two ways to run the same network on the chips dlib cuts: ``network="torch"`` (default) parses the released
+``.dat`` and runs it in torch (``tokbench.models.dlib_resnet``; descriptors equal dlib's to float32 rounding,
+~10x less CPU: dlib-bin has no BLAS), ``network="dlib"`` runs dlib's own forward pass, in-process or in
+``workers`` processes. The report's backend version names the one that ran.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 
-from tokbench.errors import MissingWeightsError
+from tokbench.errors import BadInputError, MissingWeightsError
 from tokbench.evaluators.alignment import DLIB_CHIP_PADDING, DLIB_CHIP_SIZE, dlib_chip_points
 from tokbench.evaluators.face import FaceEmbedder, SamePersonRule, register_face_backend
 from tokbench.evaluators.versions import package_version
@@ -51,6 +57,19 @@ while True:
 """
 
 
+NETWORKS = ("torch", "dlib")
+DEFAULT_NETWORK = "torch"
+TORCH_BATCH = 16  # chips per torch forward pass, as dlib batches them; bounds activation memory on crowded images
+
+
+@functools.lru_cache(maxsize=2)
+def torch_network(path: str):
+    """The torch port of the network, built once per process and file (weights ~22 MB)."""
+    from tokbench.models.dlib_resnet.network import load_face_resnet
+
+    return load_face_resnet(path)
+
+
 def _descriptors(model, chips: list[np.ndarray]) -> np.ndarray:
     return np.array([np.asarray(d) for d in model.compute_face_descriptor(chips)], dtype=np.float64)
 
@@ -65,15 +84,16 @@ def default_workers() -> int:
 
 @register_face_backend("dlib")
 class DlibEmbedder(FaceEmbedder):
-    """``workers`` > 1: the network runs in that many worker processes (bare interpreters with dlib), each
-    image's chips split between them in order (the same descriptors as in-process: each chip's forward pass
-    is independent)."""
+    """``network="torch"``: dlib's network in torch, in this process on torch's threads (``workers`` must
+    stay 1). ``network="dlib"``: dlib's own forward pass; ``workers`` > 1 runs it in that many worker
+    processes (bare interpreters with dlib), each image's chips split between them in order (the same
+    descriptors as in-process: each chip's forward pass is independent)."""
 
     name = "dlib"
     dim = 128
     rule = DLIB_RULE
 
-    def __init__(self, device: str = "cpu", workers: int | None = None):
+    def __init__(self, device: str = "cpu", workers: int | None = None, network: str | None = None):
         try:
             import dlib
         except ImportError as e:
@@ -84,15 +104,33 @@ class DlibEmbedder(FaceEmbedder):
         if not self._model_path.is_file():
             raise MissingWeightsError(f"face backend dlib: missing {self._model_path}; "
                                       "reinstall face-recognition-models")
-        self.workers = int(workers or default_workers())
+        self.network = network or DEFAULT_NETWORK
+        if self.network not in NETWORKS:
+            raise BadInputError(f"face backend dlib: network must be one of {', '.join(NETWORKS)}, "
+                                f"got {self.network!r}")
+        if self.network == "torch":
+            if workers not in (None, 1):
+                raise BadInputError("face backend dlib: workers applies to network='dlib'; network='torch' runs "
+                                    f"in this process on torch's threads (got workers={workers})")
+            self.workers = 1
+            self._torch = torch_network(str(self._model_path))
+        else:
+            self.workers = int(workers or default_workers())
         self._pool = None
-        self._model = dlib.face_recognition_model_v1(str(self._model_path)) if self.workers == 1 else None
+        self._model = (dlib.face_recognition_model_v1(str(self._model_path))
+                       if self.network == "dlib" and self.workers == 1 else None)
         self._chip_points = dlib.dpoints([dlib.dpoint(float(x), float(y)) for x, y in dlib_chip_points()])
 
     @property
     def version(self) -> str:
+        if self.network == "torch":
+            import torch
+
+            ran = f"network in torch {torch.__version__} (weights parsed from the .dat)"
+        else:
+            ran = "network in dlib"
         return (f"dlib {self._dlib.__version__} (dlib-bin {package_version('dlib-bin')}); "
-                f"face-recognition-models {package_version('face-recognition-models')}; {RESNET_FILE}")
+                f"face-recognition-models {package_version('face-recognition-models')}; {RESNET_FILE}; {ran}")
 
     @property
     def model_files(self) -> list[str]:
@@ -102,7 +140,7 @@ class DlibEmbedder(FaceEmbedder):
         return {**super().describe(),
                 "alignment": f"{DLIB_CHIP_SIZE}x{DLIB_CHIP_SIZE} chip, padding {DLIB_CHIP_PADDING}, similarity fit"
                              " of the 5 ground-truth landmarks onto dlib's mean face (dlib extract_image_chip)",
-                "jitters": 0, "device": "cpu"}
+                "jitters": 0, "device": "cpu", "network": self.network}
 
     def chip(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The aligned 150x150 chip dlib's network sees for these landmarks."""
@@ -113,6 +151,9 @@ class DlibEmbedder(FaceEmbedder):
 
     def _embed(self, image: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
         chips = [self.chip(image, kps) for kps in landmarks]
+        if self.network == "torch":
+            return np.concatenate([self._torch.descriptors(chips[i:i + TORCH_BATCH])
+                                   for i in range(0, len(chips), TORCH_BATCH)])
         if self.workers == 1:
             return _descriptors(self._model, chips)  # one batched forward pass
         import pickle
