@@ -7,7 +7,7 @@ TokBench's F-Sim, but dlib descriptors are not zero-centred, so cosine stays hig
 
 Two ways to run the same network on the chips dlib cuts: ``network="torch"`` (default) parses the released
 ``.dat`` and runs it in torch (``tokbench.models.dlib_resnet``; descriptors equal dlib's to float32 rounding,
-~10x less CPU: dlib-bin has no BLAS), ``network="dlib"`` runs dlib's own forward pass, in-process or in
+~7-10x less CPU per face: dlib-bin has no BLAS), ``network="dlib"`` runs dlib's own forward pass, in-process or in
 ``workers`` processes. The report's backend version names the one that ran.
 """
 from __future__ import annotations
