@@ -40,11 +40,13 @@ def key_report(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str:
     return "; ".join(parts)
 
 
-def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
-    """Strict load of a meta-device ``model`` from ``state`` (float tensors as float32), in eval mode."""
+def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor],
+               mismatch: str = "state_dict does not match the architecture") -> nn.Module:
+    """Strict load of a meta-device ``model`` from ``state`` (float tensors as float32), in eval mode;
+    ``mismatch`` opens the error that lists the differing keys."""
     report = key_report(model, state)
     if report:
-        raise CheckpointMismatch(f"state_dict does not match the architecture: {report}")
+        raise CheckpointMismatch(f"{mismatch}: {report}")
     weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(weights, strict=True, assign=True)
     return model.eval().requires_grad_(False)

@@ -19,7 +19,7 @@ from typing import Mapping, Optional
 import torch
 from torch import nn
 
-from tokbench.models.checkpoint_keys import CheckpointMismatch, key_report, unwrap_state_dict
+from tokbench.models.checkpoint_keys import CheckpointMismatch, load_exact, unwrap_state_dict
 
 HUB_REPO = "microsoft/VidTok"
 TRAINING_PREFIXES = ("loss.", "model_ema.")  # training-only state in the Lightning file
@@ -175,13 +175,8 @@ def base_width(state: Mapping[str, torch.Tensor]) -> Optional[int]:
 def load_converted(config: Mapping, obj, where: str = "checkpoint"):
     """diffusers ``AutoencoderVidTok(**config)`` holding exactly the checkpoint's weights (float32, eval)."""
     state = convert_state_dict(obj, where)
-    model = empty_model(config)
-    report = key_report(model, state)
-    if report:
-        raise CheckpointMismatch(f"{where} does not fit diffusers.AutoencoderVidTok({_short(config)}): {report}")
-    weights = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    model.load_state_dict(weights, strict=True, assign=True)
-    return model.eval().requires_grad_(False)
+    return load_exact(empty_model(config), state,
+                      mismatch=f"{where} does not fit diffusers.AutoencoderVidTok({_short(config)})")
 
 
 def _short(config: Mapping) -> str:

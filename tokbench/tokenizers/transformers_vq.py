@@ -137,31 +137,25 @@ def _count(state: dict, pattern: str) -> int:
 
 
 def infer_config(family: str, state: dict[str, torch.Tensor]) -> dict:
-    """The architecture the tensors describe (transformers' config fields); KeyError when a tensor is absent."""
-    if family == "emu3":
-        down = "encoder.down_block.down"
-        base = state["encoder.conv_in.weight"].shape[0]
-        levels = _count(state, rf"{down}\.(\d+)\.block\.0\.conv1\.weight")
-        codebook, embed = state["quantize.embedding.weight"].shape
-        return dict(
-            codebook_size=codebook, embed_dim=embed, latent_channels=state["encoder.conv_out.weight"].shape[0],
-            base_channels=base,
-            channel_multiplier=[state[f"{down}.{i}.block.0.conv1.weight"].shape[0] // base for i in range(levels)],
-            num_res_blocks=_count(state, rf"{down}\.0\.block\.(\d+)\.conv1\.weight"),
-            attn_resolutions=[i for i in range(levels) if f"{down}.{i}.attn.0.q_proj.weight" in state],
-            temporal_downsample_factor=2 ** _count(state, r"encoder\.time_conv\.(\d+)\."),
-            hidden_size=state["encoder.middle_block.attn_1.q_proj.weight"].shape[0],
-            in_channels=state["encoder.conv_in.weight"].shape[1],
-            out_channels=state["decoder.conv_out.weight"].shape[0])
+    """The architecture the tensors describe (transformers' config fields); KeyError when a tensor is absent.
+    Both families share the VQGAN-style encoder/decoder fields; Emu3 names its down path differently and adds
+    attention levels, temporal downsampling and the middle block's width."""
+    down = "encoder.down_block.down" if family == "emu3" else "encoder.down"
     base = state["encoder.conv_in.weight"].shape[0]
-    levels = _count(state, r"encoder\.down\.(\d+)\.block\.0\.conv1\.weight")
+    levels = _count(state, rf"{down}\.(\d+)\.block\.0\.conv1\.weight")
     codebook, embed = state["quantize.embedding.weight"].shape
-    return dict(
-        num_embeddings=codebook, embed_dim=embed, latent_channels=state["encoder.conv_out.weight"].shape[0],
-        base_channels=base,
-        channel_multiplier=[state[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] // base for i in range(levels)],
-        num_res_blocks=_count(state, r"encoder\.down\.0\.block\.(\d+)\.conv1\.weight"),
+    shared = dict(
+        embed_dim=embed, latent_channels=state["encoder.conv_out.weight"].shape[0], base_channels=base,
+        channel_multiplier=[state[f"{down}.{i}.block.0.conv1.weight"].shape[0] // base for i in range(levels)],
+        num_res_blocks=_count(state, rf"{down}\.0\.block\.(\d+)\.conv1\.weight"),
         in_channels=state["encoder.conv_in.weight"].shape[1], out_channels=state["decoder.conv_out.weight"].shape[0])
+    if family != "emu3":
+        return dict(num_embeddings=codebook, **shared)
+    return dict(
+        codebook_size=codebook, **shared,
+        attn_resolutions=[i for i in range(levels) if f"{down}.{i}.attn.0.q_proj.weight" in state],
+        temporal_downsample_factor=2 ** _count(state, r"encoder\.time_conv\.(\d+)\."),
+        hidden_size=state["encoder.middle_block.attn_1.q_proj.weight"].shape[0])
 
 
 def import_transformers(name: str):
